@@ -1,0 +1,47 @@
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+
+from . import clock, heartbeat
+
+
+def _database() -> dict:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return {"ok": True, "vendor": connection.vendor}
+    except Exception as exc:
+        return {"ok": False, "error": str(exc)}
+
+
+def _redis() -> dict:
+    try:
+        heartbeat.client().ping()
+        return {"ok": True}
+    except Exception as exc:
+        return {"ok": False, "error": str(exc)}
+
+
+def _worker() -> dict:
+    try:
+        last = heartbeat.last()
+    except Exception as exc:
+        return {"ok": False, "error": f"cannot read the heartbeat: {exc}"}
+    if last is None:
+        return {"ok": False, "error": "no heartbeat yet: are the Celery worker and beat running?"}
+    age = (clock.now() - datetime.fromisoformat(last["at"])).total_seconds()
+    ok = age <= settings.WORKER_HEARTBEAT_STALE_AFTER
+    result = {"ok": ok, "last_heartbeat": last["at"], "age_seconds": round(age, 1), "hostname": last["hostname"]}
+    if not ok:
+        result["error"] = "the heartbeat is stale: the worker or the scheduler has stopped"
+    return result
+
+
+@never_cache
+def healthz(request):
+    checks = {"database": _database(), "redis": _redis(), "worker": _worker()}
+    healthy = all(c["ok"] for c in checks.values())
+    return JsonResponse({"status": "ok" if healthy else "unhealthy", "checks": checks}, status=200 if healthy else 503)
