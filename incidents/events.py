@@ -1,8 +1,16 @@
-"""After-commit hooks for timeline events.
+"""Hooks for timeline events.
 
-`incidents` records what happened; other apps (the live room's broadcaster, the
-notification outbox) subscribe here from their AppConfig.ready() and are called only after
-the transaction that wrote the event has committed. `incidents` imports none of them.
+`incidents` records what happened; other apps subscribe here from AppConfig.ready() and
+`incidents` imports none of them. Two kinds of subscriber:
+
+- `in_transaction=True`: called inside the service's transaction, right after the event
+  row is written. For writes that must commit or roll back with the event — the
+  notification outbox, so that a committed event can never lose its messages. An
+  exception here rolls the whole change back.
+- default: called after the transaction has committed, for what reaches outside (the
+  live page broadcast, queueing Celery tasks). Failures are logged, never raised: the
+  change is already committed, and each subscriber has its own recovery (the page
+  catches up by seq, the outbox is swept).
 """
 
 import logging
@@ -12,24 +20,26 @@ from django.db import transaction
 
 log = logging.getLogger(__name__)
 
-_subscribers: list[Callable] = []
+_in_transaction: list[Callable] = []
+_after_commit: list[Callable] = []
 
 
-def subscribe(fn: Callable) -> None:
-    if fn not in _subscribers:
-        _subscribers.append(fn)
+def subscribe(fn: Callable, *, in_transaction: bool = False) -> None:
+    target = _in_transaction if in_transaction else _after_commit
+    if fn not in target:
+        target.append(fn)
 
 
-def publish_on_commit(event) -> None:
+def publish(event) -> None:
+    """Called by the services inside their transaction, once per event."""
+    for fn in list(_in_transaction):
+        fn(event)
     transaction.on_commit(lambda: _deliver(event))
 
 
 def _deliver(event) -> None:
-    for fn in list(_subscribers):
+    for fn in list(_after_commit):
         try:
             fn(event)
         except Exception:
-            # The event is committed; a subscriber that fails must not hide it from the
-            # others. Each subscriber keeps its own recovery (the page catches up by seq,
-            # the outbox is swept).
             log.exception("timeline subscriber %r failed for %s", fn, event)

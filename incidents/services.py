@@ -59,7 +59,7 @@ def _record(fault: Fault, kind: str, *, actor, data: dict, source: str | None = 
         data=data,
         created_at=clock.now(),
     )
-    events.publish_on_commit(event)
+    events.publish(event)
     return event
 
 
