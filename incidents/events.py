@@ -30,6 +30,12 @@ def subscribe(fn: Callable, *, in_transaction: bool = False) -> None:
         target.append(fn)
 
 
+def unsubscribe(fn: Callable) -> None:
+    for target in (_in_transaction, _after_commit):
+        if fn in target:
+            target.remove(fn)
+
+
 def publish(event) -> None:
     """Called by the services inside their transaction, once per event."""
     for fn in list(_in_transaction):

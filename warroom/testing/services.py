@@ -20,7 +20,8 @@ if not os.environ.get("REDIS_URL"):
     os.environ["REDIS_URL"] = _redis.url
 
 
-def pytest_sessionstart(session):
+@pytest.fixture(scope="session", autouse=True)
+def services_answer(django_db_blocker):
     import redis
     from django.conf import settings
     from django.db import connection
@@ -29,9 +30,10 @@ def pytest_sessionstart(session):
         redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3).ping()
     except redis.RedisError as exc:
         pytest.exit(f"Redis at {settings.REDIS_URL} does not answer: {exc}", returncode=3)
-    try:
-        connection.ensure_connection()
-    except Exception as exc:
-        pytest.exit(f"The database ({settings.DATABASES['default']['ENGINE']}) does not answer: {exc}", returncode=3)
-    finally:
-        connection.close()
+    with django_db_blocker.unblock():
+        try:
+            connection.ensure_connection()
+        except Exception as exc:
+            pytest.exit(f"The database ({settings.DATABASES['default']['ENGINE']}) does not answer: {exc}", returncode=3)
+        finally:
+            connection.close()
