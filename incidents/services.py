@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import F
 
+from roster import selectors as roster_selectors
 from roster.models import Business, Person
 from warroom import clock
 
@@ -149,13 +150,23 @@ def fault_declare(
         declared_at=now,
     )
     fault.suspected_cause_businesses.set(suspects)
-    roles = []
-    if commander is not None:
-        _assign(fault, commander, Role.COMMANDER, actor)
-        roles.append({"role": Role.COMMANDER, "person": _person_ref(commander)})
-    if fault_handler is not None:
-        _assign(fault, fault_handler, Role.FAULT_HANDLER, actor)
-        roles.append({"role": Role.FAULT_HANDLER, "person": _person_ref(fault_handler)})
+    # Roles not given are chosen from the roster; the event says which rule or schedule
+    # chose them and which candidates were skipped on the way.
+    given = {"given": True}
+    commander, commander_why = (
+        (commander, given) if commander is not None
+        else roster_selectors.choose_commander(level=level, business=affected_business, at=now)
+    )
+    fault_handler, handler_why = (
+        (fault_handler, given) if fault_handler is not None else roster_selectors.fault_handler_on_duty(at=now)
+    )
+    roles, unfilled_roles = [], []
+    for role, person, why in [(Role.COMMANDER, commander, commander_why), (Role.FAULT_HANDLER, fault_handler, handler_why)]:
+        if person is None:
+            unfilled_roles.append({"role": role, "selection": why})
+            continue
+        _assign(fault, person, role, actor)
+        roles.append({"role": role, "person": _person_ref(person), "selection": why})
     _record(
         fault,
         "fault.declared",
@@ -168,6 +179,7 @@ def fault_declare(
             "affected_business": {"id": affected_business.pk, "name": affected_business.name},
             "suspected_cause_businesses": [{"id": b.pk, "name": b.name} for b in suspects],
             "roles": roles,
+            "unfilled_roles": unfilled_roles,
         },
     )
     return fault
