@@ -7,8 +7,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.filters import SearchFilter
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from roster.models import Business, Person
 
 from . import permissions, services
 from . import serializers as s
@@ -236,6 +239,24 @@ class FaultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         data = _validated(s.StatusUpdatePostSerializer, request)
         update = services.status_update_post(fault=fault, actor=request.user, **data)
         return Response(s.StatusUpdateSerializer(update).data, status=status.HTTP_201_CREATED)
+
+
+class BusinessViewSet(viewsets.ReadOnlyModelViewSet):
+    """The businesses a fault can affect or be suspected in: what `affected_business` takes."""
+
+    serializer_class = s.BusinessSerializer
+    queryset = Business.objects.prefetch_related("depends_on")
+    filter_backends = [SearchFilter]
+    search_fields = ["name", "slug"]
+
+
+class PersonViewSet(viewsets.ReadOnlyModelViewSet):
+    """People who can be given a role or a task; `?search=` finds them by name or email."""
+
+    serializer_class = s.PersonSerializer
+    queryset = Person.objects.all()
+    filter_backends = [SearchFilter]
+    search_fields = ["name", "email", "user__username"]
 
 
 def _child(queryset, fault, pk, noun):

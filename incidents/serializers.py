@@ -40,6 +40,20 @@ class BusinessRefSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "slug"]
 
 
+class PersonSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Person
+        fields = ["id", "name", "email", "time_zone"]
+
+
+class BusinessSerializer(serializers.ModelSerializer):
+    depends_on = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = Business
+        fields = ["id", "name", "slug", "depends_on"]
+
+
 class RoleAssignmentSerializer(serializers.ModelSerializer):
     person = PersonRefSerializer()
 

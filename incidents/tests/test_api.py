@@ -415,3 +415,16 @@ def test_the_openapi_schema_and_docs_are_served(cast):
     assert docs.status_code == 200
     assert b"swagger-ui" in docs.content
     assert b"cdn" not in docs.content.lower()
+
+
+# --- the directory --------------------------------------------------------------------------
+
+
+def test_businesses_and_people_are_listed_and_searchable(cast):
+    f.business("Payments")
+    c = client_for(cast.stakeholder)
+    names = [b["name"] for b in c.get("/api/v1/businesses/?search=pay").json()["results"]]
+    assert names == ["Payments"]
+    people = [p["name"] for p in c.get("/api/v1/people/?search=zhang").json()["results"]]
+    assert people == ["Zhang Wei"]
+    assert client_for().get("/api/v1/people/").status_code == 401
