@@ -31,7 +31,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("incidents.urls")),
     path("roster/", include("roster.urls")),
-    path("roster/", include("roster.urls")),
     path("notifications/", include("notifications.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
