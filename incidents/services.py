@@ -577,3 +577,16 @@ def status_update_post(
     )
     _record(fault, "update.posted", actor=actor, data={"update": update.pk, "kind": kind, "body": body})
     return update
+
+
+# --- delivery outcomes (written by the notifications app) ---------------------------------
+
+
+@transaction.atomic
+def delivery_outcome_record(*, fault: Fault, text: str, data: dict) -> TimelineEvent:
+    """Put one delivery outcome on the timeline ("SMS to Li Lei delivered").
+
+    Recorded whatever the fault's status: a receipt that arrives after closing is still a fact.
+    """
+    fault = _lock(fault)
+    return _record(fault, "delivery.outcome", actor=None, data={"text": text, **data})

@@ -202,3 +202,58 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- Notifications: providers, outbox, receipts (owned by the notifications app) ---------
+# A provider is on when its credentials are set; otherwise the sandbox transport keeps its
+# messages in the database (the default of `make run`). Base URLs are settings so that a
+# proxy or the loopback provider (`python -m notifications.fakeprovider`) can stand in.
+DINGTALK_API_BASE = env("DINGTALK_API_BASE", default="https://api.dingtalk.com").rstrip("/")
+DINGTALK_OAPI_BASE = env("DINGTALK_OAPI_BASE", default="https://oapi.dingtalk.com").rstrip("/")
+DINGTALK_APP_KEY = env("DINGTALK_APP_KEY", default="")
+DINGTALK_APP_SECRET = env("DINGTALK_APP_SECRET", default="")
+DINGTALK_ROBOT_CODE = env("DINGTALK_ROBOT_CODE", default="")
+DINGTALK_SCENE_TEMPLATE_ID = env("DINGTALK_SCENE_TEMPLATE_ID", default="")
+DINGTALK_CARD_TEMPLATE_ID = env("DINGTALK_CARD_TEMPLATE_ID", default="")
+DINGTALK_CARD_CALLBACK_SECRET = env("DINGTALK_CARD_CALLBACK_SECRET", default="")
+DINGTALK_CARD_CALLBACK_ROUTE_KEY = env("DINGTALK_CARD_CALLBACK_ROUTE_KEY", default="warroom-check-in")
+ALIYUN_SMS_ENDPOINT = env("ALIYUN_SMS_ENDPOINT", default="https://dysmsapi.aliyuncs.com").rstrip("/")
+ALIYUN_VOICE_ENDPOINT = env("ALIYUN_VOICE_ENDPOINT", default="https://dyvmsapi.aliyuncs.com").rstrip("/")
+ALIYUN_ACCESS_KEY_ID = env("ALIYUN_ACCESS_KEY_ID", default="")
+ALIYUN_ACCESS_KEY_SECRET = env("ALIYUN_ACCESS_KEY_SECRET", default="")
+ALIYUN_SMS_SIGN_NAME = env("ALIYUN_SMS_SIGN_NAME", default="")
+ALIYUN_SMS_TEMPLATE_CODE = env("ALIYUN_SMS_TEMPLATE_CODE", default="")
+ALIYUN_TTS_CODE = env("ALIYUN_TTS_CODE", default="")
+ALIYUN_VOICE_SHOW_NUMBER = env("ALIYUN_VOICE_SHOW_NUMBER", default="")
+# SmsReport / VoiceReport pushes are unsigned: the secret path segment is their only guard.
+# Empty turns the receipt endpoints off (404).
+ALIYUN_RECEIPT_SECRET = env("ALIYUN_RECEIPT_SECRET", default="")
+# Email goes through Django's email backend; it is on when EMAIL_HOST is set.
+EMAIL_HOST = env("EMAIL_HOST", default="")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="War Room <warroom@localhost>")
+# Generic outgoing webhook: JSON POST signed with HMAC-SHA256 (header X-WarRoom-Signature).
+NOTIFY_WEBHOOK_URL = env("NOTIFY_WEBHOOK_URL", default="")
+NOTIFY_WEBHOOK_SECRET = env("NOTIFY_WEBHOOK_SECRET", default="")
+# Outbox behaviour.
+NOTIFY_HTTP_CONNECT_TIMEOUT = env.float("NOTIFY_HTTP_CONNECT_TIMEOUT", default=3.05)
+NOTIFY_HTTP_READ_TIMEOUT = env.float("NOTIFY_HTTP_READ_TIMEOUT", default=10.0)
+NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=4)
+NOTIFY_BACKOFF_BASE = env.int("NOTIFY_BACKOFF_BASE", default=15)  # seconds, doubled per attempt
+NOTIFY_BACKOFF_MAX = env.int("NOTIFY_BACKOFF_MAX", default=600)
+NOTIFY_LEASE_SECONDS = env.int("NOTIFY_LEASE_SECONDS", default=60)
+# How long an unconfirmed SMS / call waits for its receipt before the next paging method is used.
+NOTIFY_RECEIPT_WAIT_SECONDS = env.int("NOTIFY_RECEIPT_WAIT_SECONDS", default=300)
+NOTIFY_SWEEP_EVERY = env.int("NOTIFY_SWEEP_EVERY", default=10)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "notifications-sweep": {
+            "task": "notifications.tasks.sweep",
+            "schedule": timedelta(seconds=NOTIFY_SWEEP_EVERY),
+        },
+    }
+)
+# --- end of notifications settings --------------------------------------------------------

@@ -1,0 +1,563 @@
+"""The outbox: every message is a Delivery row first; workers claim, send and record.
+
+How a row moves (see "Delivery guarantees" in DESIGN.md):
+
+    pending ──claim (conditional UPDATE, lease)──► sending ──► sent ──receipt──► delivered
+       ▲                                            │    │                    └─► failed
+       └──── transient error, attempts left ────────┘    ├─► delivered (no receipt follows)
+             (next_attempt_at = now + backoff)            └─► failed (permanent, or attempts used up)
+    pending ──fault resolved / person checked in──► cancelled
+
+A failed page goes on with the person's next paging method (a new row).
+
+Ambiguous attempts (the request may have reached the provider but we never heard back:
+a read timeout, or a worker that died after `dispatched_at` was written) are re-sent only
+on channels whose provider de-duplicates by a key we send (the card's outTrackId, the
+webhook's delivery id). Elsewhere — DING, robot group messages, SMS, voice, email — the
+row becomes `sent` with `unconfirmed` set: never sent again on that channel. SMS and
+voice wait for their receipt (`receipt_due_at`), which settles it either way; a page
+whose receipt never comes, or whose channel has no receipts, goes on with the next
+paging method. A person may thus hear from us on two channels, never twice on one.
+"""
+
+import logging
+import random
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+
+from incidents import services as incident_services
+from incidents.models import Fault, RoleAssignment
+from roster.models import Person
+from warroom import clock
+
+from .models import RECEIPT_CHANNELS, Channel, Delivery
+from .transports import aliyun_sms, aliyun_voice, dingtalk, email, sandbox, webhook
+from .transports.base import Sent, TransportError
+
+log = logging.getLogger(__name__)
+
+Status = Delivery.Status
+
+# Celery countdowns are kept short; anything later lives in next_attempt_at for the sweeper.
+MAX_COUNTDOWN = 60
+# A due row whose task has not claimed it this long after queueing is queued again.
+REQUEUE_GRACE = timedelta(seconds=30)
+
+DING_REMIND = {
+    Channel.DINGTALK_DING_APP: dingtalk.REMIND_APP,
+    Channel.DINGTALK_DING_SMS: dingtalk.REMIND_SMS,
+    Channel.DINGTALK_DING_PHONE: dingtalk.REMIND_PHONE,
+}
+
+
+# --- choosing transports ------------------------------------------------------------------
+
+
+def transport_for(channel: str) -> str:
+    """The module that will carry `channel`: its provider when configured, else the sandbox."""
+    if channel in DING_REMIND or channel in (Channel.DINGTALK_GROUP_MESSAGE, Channel.DINGTALK_CARD):
+        on = dingtalk.configured()
+        return "dingtalk" if on else "sandbox"
+    configured = {
+        Channel.ALIYUN_SMS: aliyun_sms.configured,
+        Channel.ALIYUN_VOICE: aliyun_voice.configured,
+        Channel.EMAIL: email.configured,
+        Channel.WEBHOOK: webhook.configured,
+    }[channel]
+    return channel if configured() else "sandbox"
+
+
+def can_reach(person: Person, channel: str) -> bool:
+    """Whether the person has the contact detail `channel` needs."""
+    if channel in DING_REMIND:
+        return bool(person.dingtalk_user_id)
+    if channel in (Channel.ALIYUN_SMS, Channel.ALIYUN_VOICE):
+        return bool(person.phone)
+    if channel == Channel.EMAIL:
+        return bool(person.email)
+    return False
+
+
+def message_params(fault: Fault) -> dict:
+    """The variables of the SMS and TTS templates: ${fault} ${level} ${title}."""
+    # Template variables are short on Alibaba Cloud; the link is in the group and the email.
+    return {"fault": f"#{fault.pk}", "level": fault.get_level_display(), "title": fault.title[:20]}
+
+
+# --- creating rows ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def delivery_create(
+    *,
+    fault: Fault,
+    channel: str,
+    idempotency_key: str,
+    person: Person | None = None,
+    target: str = "",
+    subject: str = "",
+    body: str = "",
+    payload: dict | None = None,
+    purpose: str = Delivery.Purpose.MESSAGE,
+    page_key: str = "",
+    method_index: int | None = None,
+    stop_on_resolve: bool = True,
+) -> Delivery:
+    """Queue one message. Asking again with the same idempotency key returns the same row."""
+    if channel not in Channel.values:
+        raise ValueError(f"unknown channel {channel!r}")
+    now = clock.now()
+    delivery, created = Delivery.objects.get_or_create(
+        idempotency_key=idempotency_key,
+        defaults={
+            "fault": fault,
+            "person": person,
+            "target": target,
+            "channel": channel,
+            "transport": transport_for(channel),
+            "purpose": purpose,
+            "subject": subject[:200],
+            "body": body,
+            "payload": payload or {},
+            # OutId must fit 15 bytes; outTrackId and the webhook id reuse it.
+            "provider_key": "w" + secrets.token_hex(7),
+            "page_key": page_key,
+            "method_index": method_index,
+            "stop_on_resolve": stop_on_resolve,
+            "max_attempts": settings.NOTIFY_MAX_ATTEMPTS,
+            "next_attempt_at": now,
+            "queued_at": now,
+            "created_at": now,
+        },
+    )
+    if created:
+        transaction.on_commit(lambda: enqueue(delivery.pk))
+    return delivery
+
+
+@transaction.atomic
+def person_page(
+    *, fault: Fault, person: Person, page_key: str, subject: str, body: str, start_index: int = 0
+) -> Delivery | None:
+    """Page `person` with his first usable paging method from `start_index` on.
+
+    Returns None, with a timeline entry, when no method is left.
+    """
+    methods = list(person.paging_methods or [])
+    for index in range(start_index, len(methods)):
+        channel = methods[index]
+        if channel in Channel.values and can_reach(person, channel):
+            return delivery_create(
+                fault=fault,
+                channel=channel,
+                person=person,
+                subject=subject,
+                body=body,
+                payload={"params": message_params(fault)},
+                purpose=Delivery.Purpose.PAGE,
+                page_key=page_key,
+                method_index=index,
+                idempotency_key=f"{page_key}:{index}",
+            )
+    incident_services.delivery_outcome_record(
+        fault=fault,
+        text=f"Could not page {person.name}: no paging method left",
+        data={"person": {"id": person.pk, "name": person.name}, "status": "exhausted", "page": page_key},
+    )
+    return None
+
+
+def enqueue(delivery_id: int, *, countdown: float = 0) -> None:
+    """Queue the delivery task; if the broker is down the sweeper queues it later."""
+    from . import tasks
+
+    try:
+        tasks.deliver.apply_async((delivery_id,), countdown=min(countdown, MAX_COUNTDOWN) or None)
+    except Exception:
+        log.warning("could not queue delivery %s; the sweeper will", delivery_id, exc_info=True)
+
+
+# --- sending ------------------------------------------------------------------------------
+
+
+@dataclass
+class Lease:
+    delivery: Delivery
+    token: str
+
+
+def delivery_claim(*, delivery_id: int) -> Lease | None:
+    """pending → sending with a lease, if the row is due and nobody else has it."""
+    now = clock.now()
+    token = secrets.token_hex(8)
+    claimed = (
+        Delivery.objects.filter(pk=delivery_id, status=Status.PENDING)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .update(
+            status=Status.SENDING,
+            lease_until=now + timedelta(seconds=settings.NOTIFY_LEASE_SECONDS),
+            lease_token=token,
+            attempts=F("attempts") + 1,
+            dispatched_at=None,
+        )
+    )
+    if claimed != 1:
+        return None
+    return Lease(Delivery.objects.select_related("fault", "person").get(pk=delivery_id), token)
+
+
+def delivery_attempt(*, delivery_id: int) -> str | None:
+    """Claim, send and record one attempt. Returns the row's new status, or None if not claimed."""
+    lease = delivery_claim(delivery_id=delivery_id)
+    if lease is None:
+        return None
+    delivery = lease.delivery
+    if delivery.stop_on_resolve and not delivery.fault.is_open:
+        _finish(lease, status=Status.CANCELLED, error="the fault is resolved")
+        return Status.CANCELLED
+    if delivery.purpose == Delivery.Purpose.PAGE and _checked_in(delivery):
+        _finish(lease, status=Status.CANCELLED, error=f"{delivery.person.name} has checked in")
+        return Status.CANCELLED
+    # From here on the request may leave: a worker that dies now leaves an ambiguous row.
+    Delivery.objects.filter(pk=delivery.pk, lease_token=lease.token).update(dispatched_at=clock.now())
+    try:
+        sent = _send(delivery)
+    except TransportError as error:
+        return delivery_attempt_failed(lease=lease, error=error)
+    return _sent(lease, sent)
+
+
+def _send(d: Delivery) -> Sent:
+    if d.transport == "sandbox":
+        return sandbox.send(d, address=_address(d))
+    person = d.person
+    if d.channel in DING_REMIND:
+        return dingtalk.ding_send(remind_type=DING_REMIND[d.channel], user_ids=[person.dingtalk_user_id], content=d.body)
+    params = d.payload.get("params") or {}
+    if d.channel == Channel.ALIYUN_SMS:
+        return aliyun_sms.send(phone=person.phone, params=params, out_id=d.provider_key)
+    if d.channel == Channel.ALIYUN_VOICE:
+        return aliyun_voice.call(phone=person.phone, params=params, out_id=d.provider_key)
+    if d.channel == Channel.EMAIL:
+        return email.send(to=_address(d), subject=d.subject, body=d.body, message_id=d.provider_key)
+    if d.channel == Channel.DINGTALK_GROUP_MESSAGE:
+        return dingtalk.group_message_send(open_conversation_id=d.target, title=d.subject, text=d.body)
+    if d.channel == Channel.DINGTALK_CARD:
+        return dingtalk.card_create_and_deliver(
+            out_track_id=d.provider_key,
+            open_conversation_id=d.target,
+            params=d.payload.get("params") or {},
+            at_user_ids=d.payload.get("at_user_ids") or [],
+        )
+    if d.channel == Channel.WEBHOOK:
+        body = {"fault": d.fault_id, "subject": d.subject, "body": d.body, **(d.payload or {})}
+        return webhook.send(url=_address(d), payload=body, delivery_id=d.idempotency_key)
+    raise TransportError(f"no transport for {d.channel}", permanent=True)
+
+
+def _address(d: Delivery) -> str:
+    person = d.person
+    if person is None:
+        return d.target or (settings.NOTIFY_WEBHOOK_URL if d.channel == Channel.WEBHOOK else "")
+    if d.channel in DING_REMIND:
+        return person.dingtalk_user_id
+    if d.channel == Channel.EMAIL:
+        return person.email
+    return person.phone
+
+
+def _checked_in(d: Delivery) -> bool:
+    active = RoleAssignment.objects.filter(fault_id=d.fault_id, person_id=d.person_id, ended_at__isnull=True)
+    return active.exists() and not active.filter(checked_in_at__isnull=True).exists()
+
+
+def _label(d: Delivery) -> str:
+    text = f"{Channel(d.channel).label} to {d.recipient_label}"
+    return text[0].upper() + text[1:]
+
+
+def _outcome(d: Delivery, text: str, *, status: str, **extra) -> None:
+    data = {
+        "delivery": d.pk,
+        "channel": d.channel,
+        "transport": d.transport,
+        "status": status,
+        "person": {"id": d.person.pk, "name": d.person.name} if d.person_id else None,
+        "attempt": d.attempts,
+        **extra,
+    }
+    incident_services.delivery_outcome_record(fault=d.fault, text=text, data=data)
+
+
+def _held(lease: Lease):
+    """The row, if our lease still holds it (a sweeper may have reclaimed it)."""
+    return Delivery.objects.select_for_update().filter(
+        pk=lease.delivery.pk, status=Status.SENDING, lease_token=lease.token
+    )
+
+
+@transaction.atomic
+def _sent(lease: Lease, sent: Sent) -> str | None:
+    d = lease.delivery
+    now = clock.now()
+    status = Status.DELIVERED if sent.delivered else Status.SENT
+    if not _held(lease).exists():
+        log.warning("delivery %s was reclaimed while we sent it", d.pk)
+        return None
+    _held(lease).update(
+        status=status,
+        provider_id=sent.provider_id[:128],
+        sent_at=now,
+        finished_at=now if sent.delivered else None,
+        lease_until=None,
+        last_error="",
+    )
+    suffix = " (sandbox)" if d.transport == "sandbox" else ""
+    _outcome(d, f"{_label(d)} {status}{suffix}", status=status)
+    return status
+
+
+def backoff(attempt: int, retry_after: float | None = None) -> timedelta:
+    """Exponential backoff with jitter: base·2^(attempt-1), capped, times 0.5–1.0."""
+    ceiling = min(settings.NOTIFY_BACKOFF_MAX, settings.NOTIFY_BACKOFF_BASE * 2 ** max(attempt - 1, 0))
+    seconds = ceiling * random.uniform(0.5, 1.0)
+    return timedelta(seconds=max(seconds, retry_after or 0))
+
+
+@transaction.atomic
+def delivery_attempt_failed(*, lease: Lease, error: TransportError) -> str | None:
+    """Record a failed attempt: retry later, give up, or leave an ambiguous send unconfirmed."""
+    held = _held(lease)
+    row = held.first()
+    if row is None:
+        log.warning("delivery %s was reclaimed while we sent it", lease.delivery.pk)
+        return None
+    d = row
+    d.fault = lease.delivery.fault
+    now = clock.now()
+    if error.ambiguous and not d.has_provider_key:
+        due = now + timedelta(seconds=settings.NOTIFY_RECEIPT_WAIT_SECONDS) if d.channel in RECEIPT_CHANNELS else None
+        held.update(
+            status=Status.SENT, unconfirmed=True, receipt_due_at=due, sent_at=now, lease_until=None, last_error=error.message
+        )
+        waiting = "waiting for its receipt" if due else "not sent again"
+        _outcome(d, f"{_label(d)} unconfirmed: {error.message}; {waiting}", status="unconfirmed", error=error.message)
+        if due is None and d.purpose == Delivery.Purpose.PAGE:
+            _page_next(d)
+        return Status.SENT
+    if error.permanent or d.attempts >= d.max_attempts:
+        held.update(status=Status.FAILED, finished_at=now, lease_until=None, last_error=error.message)
+        why = "" if error.permanent else f" after {d.attempts} attempts"
+        _outcome(d, f"{_label(d)} failed{why}: {error.message}", status=Status.FAILED, error=error.message)
+        if d.purpose == Delivery.Purpose.PAGE:
+            _page_next(d)
+        return Status.FAILED
+    delay = backoff(d.attempts, error.retry_after)
+    soon = delay.total_seconds() <= MAX_COUNTDOWN
+    held.update(
+        status=Status.PENDING,
+        next_attempt_at=now + delay,
+        queued_at=now if soon else None,
+        lease_until=None,
+        last_error=error.message,
+    )
+    _outcome(
+        d,
+        f"{_label(d)} failed ({error.message}); retrying in {int(delay.total_seconds())} s",
+        status="retrying",
+        error=error.message,
+        next_attempt_at=(now + delay).isoformat(),
+    )
+    if soon:
+        transaction.on_commit(lambda: enqueue(d.pk, countdown=delay.total_seconds()))
+    return Status.PENDING
+
+
+@transaction.atomic
+def _finish(lease: Lease, *, status: str, error: str = "") -> None:
+    _held(lease).update(status=status, finished_at=clock.now(), lease_until=None, last_error=error)
+
+
+def _page_next(d: Delivery) -> Delivery | None:
+    """After a page failed on one method, go on with the person's next one."""
+    fault = Fault.objects.get(pk=d.fault_id)
+    if not fault.is_open or d.person_id is None or _checked_in(d):
+        return None
+    return person_page(
+        fault=fault,
+        person=d.person,
+        page_key=d.page_key,
+        subject=d.subject,
+        body=d.body,
+        start_index=(d.method_index or 0) + 1,
+    )
+
+
+# --- receipts -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def delivery_receipt_record(*, provider_key: str, channel: str, delivered: bool, detail: str, receipt: dict) -> bool:
+    """Settle a sent message from the provider's receipt. Repeated receipts change nothing.
+
+    Returns False when no such message exists (an unknown out_id).
+    """
+    d = (
+        Delivery.objects.select_for_update()
+        .select_related("fault", "person")
+        .filter(provider_key=provider_key, channel=channel)
+        .first()
+    )
+    if d is None:
+        return False
+    if d.status not in (Status.SENT, Status.SENDING):
+        return True  # already settled (or never sent): a repeated push
+    now = clock.now()
+    status = Status.DELIVERED if delivered else Status.FAILED
+    Delivery.objects.filter(pk=d.pk).update(
+        status=status, receipt=receipt, finished_at=now, lease_until=None, receipt_due_at=None,
+        last_error="" if delivered else detail,
+    )
+    if channel == Channel.ALIYUN_VOICE:
+        what = "answered" if delivered else "not answered"
+    else:
+        what = "delivered" if delivered else "not delivered"
+    text = f"{_label(d)} {what}" + (f" ({detail})" if detail and not delivered else "")
+    _outcome(d, text, status=status, receipt=receipt)
+    if not delivered and d.purpose == Delivery.Purpose.PAGE:
+        _page_next(d)
+    return True
+
+
+def sms_report_record(item: dict) -> bool:
+    success = item.get("success") in (True, "true", "True")
+    return delivery_receipt_record(
+        provider_key=str(item.get("out_id") or ""),
+        channel=Channel.ALIYUN_SMS,
+        delivered=success,
+        detail=str(item.get("err_msg") or item.get("err_code") or ""),
+        receipt=item,
+    )
+
+
+def voice_report_record(item: dict) -> bool:
+    # start_time is when the callee picked up, empty when nobody did; 200000 is a normal
+    # call listened to and hung up.
+    answered = bool(item.get("start_time")) or str(item.get("status_code")) == "200000"
+    return delivery_receipt_record(
+        provider_key=str(item.get("out_id") or ""),
+        channel=Channel.ALIYUN_VOICE,
+        delivered=answered,
+        detail=str(item.get("status_msg") or item.get("status_code") or ""),
+        receipt=item,
+    )
+
+
+# --- the check-in card --------------------------------------------------------------------
+
+
+def card_check_in(*, out_track_id: str, user_id: str):
+    """A click on the card's check-in button: check the DingTalk user in to the card's fault."""
+    from incidents.errors import InvalidInput
+
+    d = Delivery.objects.select_related("fault").filter(channel=Channel.DINGTALK_CARD, provider_key=out_track_id).first()
+    if d is None:
+        raise InvalidInput("This card is not one of ours.")
+    person = Person.objects.filter(dingtalk_user_id=user_id).first() if user_id else None
+    if person is None:
+        raise InvalidInput("This DingTalk user is not in the roster.")
+    return incident_services.role_check_in(fault=d.fault, person=person, via="card")
+
+
+# --- stopping -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def deliveries_cancel(*, fault: Fault, reason: str, person: Person | None = None) -> int:
+    """Cancel what is still pending for the fault (or for one person's pages in it)."""
+    rows = Delivery.objects.filter(fault=fault, status=Status.PENDING, stop_on_resolve=True)
+    if person is not None:
+        rows = rows.filter(person=person, purpose=Delivery.Purpose.PAGE)
+    count = rows.update(status=Status.CANCELLED, finished_at=clock.now(), last_error=reason)
+    if count:
+        who = f" to {person.name}" if person is not None else ""
+        noun = "message" if count == 1 else "messages"
+        incident_services.delivery_outcome_record(
+            fault=fault, text=f"{count} pending {noun}{who} cancelled: {reason}", data={"status": "cancelled", "count": count}
+        )
+    return count
+
+
+def on_timeline_event(event) -> None:
+    """In the service's transaction: stop what the event makes pointless."""
+    if event.kind in ("fault.recovered", "fault.closed"):
+        deliveries_cancel(fault=event.fault, reason=f"the fault is {event.data.get('to', 'resolved')}")
+    elif event.kind == "role.checked_in":
+        person = Person.objects.filter(pk=(event.data.get("person") or {}).get("id")).first()
+        if person is not None and _checked_in_all(event.fault_id, person.pk):
+            deliveries_cancel(fault=event.fault, person=person, reason=f"{person.name} checked in")
+
+
+def _checked_in_all(fault_id: int, person_id: int) -> bool:
+    return not RoleAssignment.objects.filter(
+        fault_id=fault_id, person_id=person_id, ended_at__isnull=True, checked_in_at__isnull=True
+    ).exists()
+
+
+# --- the sweeper --------------------------------------------------------------------------
+
+
+def deliveries_sweep() -> dict:
+    """Run by beat every few seconds: cancel, reclaim, settle and re-queue what is due."""
+    now = clock.now()
+    counts = {"cancelled": 0, "reclaimed": 0, "unconfirmed": 0, "queued": 0}
+
+    resolved = Fault.objects.exclude(status__in=Fault.OPEN_STATUSES).filter(
+        deliveries__status=Status.PENDING, deliveries__stop_on_resolve=True
+    ).distinct()
+    for fault in resolved:
+        counts["cancelled"] += deliveries_cancel(fault=fault, reason=f"the fault is {fault.status}")
+
+    for d in Delivery.objects.filter(status=Status.SENDING, lease_until__lt=now).select_related("fault", "person"):
+        lease = Lease(d, d.lease_token)
+        if d.dispatched_at is None:
+            error = TransportError("the worker stopped before sending")
+        else:
+            error = TransportError("the worker stopped while sending", ambiguous=True)
+        if delivery_attempt_failed(lease=lease, error=error) is not None:
+            counts["reclaimed"] += 1
+
+    for d in Delivery.objects.filter(status=Status.SENT, unconfirmed=True, receipt_due_at__lte=now):
+        counts["unconfirmed"] += _receipt_overdue(d.pk)
+
+    due = Delivery.objects.filter(status=Status.PENDING).filter(
+        Q(queued_at__isnull=True, next_attempt_at__lte=now)
+        | Q(next_attempt_at__lte=now - REQUEUE_GRACE, queued_at__lte=now - REQUEUE_GRACE)
+    )
+    for pk in list(due.values_list("pk", flat=True)[:500]):
+        if Delivery.objects.filter(pk=pk, status=Status.PENDING).update(queued_at=now):
+            enqueue(pk)
+            counts["queued"] += 1
+    return counts
+
+
+@transaction.atomic
+def _receipt_overdue(delivery_id: int) -> int:
+    d = (
+        Delivery.objects.select_for_update()
+        .select_related("fault", "person")
+        .filter(pk=delivery_id, status=Status.SENT, unconfirmed=True)
+        .first()
+    )
+    if d is None:
+        return 0
+    Delivery.objects.filter(pk=d.pk).update(status=Status.FAILED, finished_at=clock.now(), receipt_due_at=None)
+    _outcome(d, f"{_label(d)} unconfirmed: no receipt came", status=Status.FAILED)
+    if d.purpose == Delivery.Purpose.PAGE:
+        _page_next(d)
+    return 1

@@ -1,0 +1,1 @@
+"""One small module per provider. Each turns provider errors into TransportError."""

@@ -1,0 +1,79 @@
+"""What every transport shares: the error it raises, what it returns, and the HTTP client.
+
+All outbound HTTP goes through `http_request`, so that tests see every request the
+product makes and so that every request has a timeout.
+"""
+
+from dataclasses import dataclass, field
+
+import requests
+from django.conf import settings
+
+
+class TransportError(Exception):
+    """A send that did not succeed.
+
+    permanent: the provider refused for good (bad number, no quota, bad credentials);
+        retrying cannot help, the next paging method should be tried.
+    ambiguous: the request may have reached the provider (a timeout after it left); a
+        channel without an idempotency key must not send it again blindly.
+    retry_after: seconds the provider asked us to wait (throttling), if known.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False, ambiguous: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.ambiguous = ambiguous
+        self.retry_after = retry_after
+
+
+@dataclass
+class Sent:
+    """The provider accepted the message."""
+
+    provider_id: str = ""
+    # True when acceptance is the final outcome (no receipt will follow).
+    delivered: bool = False
+    data: dict = field(default_factory=dict)
+
+
+_session = requests.Session()
+
+
+def http_request(method: str, url: str, **kwargs) -> requests.Response:
+    """Send one HTTP request with the configured timeouts.
+
+    Returns the response whatever its status; raises TransportError when there is none:
+    ambiguous when the request may have left (read timeout, connection lost mid-way), not
+    ambiguous when it surely did not (connection refused, connect timeout).
+    """
+    kwargs.setdefault("timeout", (settings.NOTIFY_HTTP_CONNECT_TIMEOUT, settings.NOTIFY_HTTP_READ_TIMEOUT))
+    try:
+        return _session.request(method, url, **kwargs)
+    except requests.ConnectTimeout as exc:
+        raise TransportError(f"could not connect to {_host(url)}: {exc}") from exc
+    except requests.ReadTimeout as exc:
+        raise TransportError(f"no answer from {_host(url)} in time", ambiguous=True) from exc
+    except requests.ConnectionError as exc:
+        # A refused or unresolvable connection never carried the request; anything else
+        # (reset, remote closed) may have.
+        reason = repr(exc)
+        before_send = "NewConnectionError" in reason or "NameResolutionError" in reason
+        raise TransportError(f"connection to {_host(url)} failed: {exc}", ambiguous=not before_send) from exc
+    except requests.RequestException as exc:
+        raise TransportError(f"request to {_host(url)} failed: {exc}", permanent=True) from exc
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc or url
+
+
+def json_of(response: requests.Response) -> dict:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {"_": data}
