@@ -359,7 +359,7 @@ class _Target(models.Model):
         if needed and getattr(self, f"{needed}_id") is None:
             label = self._meta.get_field(needed).verbose_name
             raise ValidationError(
-                {needed: _("Choose the %(what)s this step points at (“%(kind)s” needs one).")
+                {needed: _("Choose the %(what)s: “%(kind)s” needs one.")
                  % {"what": label, "kind": CandidateKind(self.kind).label}}
             )
         extra = [f for f in _TARGET_FIELD.values() if f != needed and getattr(self, f"{f}_id") is not None]

@@ -79,4 +79,4 @@ def test_a_step_without_a_target_is_rejected_with_a_message():
 
     with pytest.raises(ValidationError) as error:
         step.full_clean()
-    assert "Choose the schedule" in str(error.value.message_dict["schedule"])
+    assert "Choose the schedule: “Whoever is on call on a schedule” needs one." in str(error.value.message_dict["schedule"])
