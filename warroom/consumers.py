@@ -9,7 +9,7 @@ server → client
   {"type": "caught_up", "seq": N}
       sent after a catch-up: everything up to N has been sent.
   {"type": "snapshot", "seq": N}
-      the client is more than CATCH_UP_LIMIT events behind (or ahead of the server, after
+      the client is more than catch_up_limit() events behind (or ahead of the server, after
       a restore): it should load a fresh snapshot of the page instead of replaying.
   {"type": "error", "message": "..."}
       the client sent something the server does not understand.
@@ -40,7 +40,14 @@ from incidents.models import Fault
 from . import selectors
 from .broadcast import fault_group
 
-CATCH_UP_LIMIT = 500
+# A client further behind than this reloads a snapshot instead of replaying (a setting, so
+# that a deployment with very chatty faults can raise it).
+DEFAULT_CATCH_UP_LIMIT = 500
+
+
+def catch_up_limit() -> int:
+    return getattr(settings, "WARROOM_CATCH_UP_LIMIT", DEFAULT_CATCH_UP_LIMIT)
+
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -104,7 +111,7 @@ class FaultConsumer(AsyncWebsocketConsumer):
 
     async def _catch_up(self, after: int) -> None:
         last_seq, events = await self._read_after(after)
-        if after > last_seq or last_seq - after > CATCH_UP_LIMIT:
+        if after > last_seq or last_seq - after > catch_up_limit():
             self.last_sent = last_seq
             await self._send({"type": "snapshot", "seq": last_seq})
             return
@@ -134,9 +141,10 @@ class FaultConsumer(AsyncWebsocketConsumer):
     @database_sync_to_async
     def _read_after(self, after: int) -> tuple[int, list[dict]]:
         last_seq = Fault.objects.filter(pk=self.fault_id).values_list("last_seq", flat=True).first() or 0
-        if after >= last_seq or last_seq - after > CATCH_UP_LIMIT:
+        limit = catch_up_limit()
+        if after >= last_seq or last_seq - after > limit:
             return last_seq, []
-        return last_seq, selectors.events_after(self.fault_id, after, CATCH_UP_LIMIT)
+        return last_seq, selectors.events_after(self.fault_id, after, limit)
 
     def _query(self) -> dict[str, str]:
         raw = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
