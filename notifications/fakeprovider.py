@@ -140,7 +140,7 @@ class FakeProvider:
 
     def unexpected(self) -> list[Recorded]:
         """Requests for APIs this server does not know: the product asked for something wrong."""
-        return [r for r in self.calls() if r.status == 404]
+        return [r for r in self.calls() if r.note == "unknown api"]
 
     # --- pushing to the product ---------------------------------------------------------
 
@@ -251,6 +251,7 @@ class FakeProvider:
         elif split.path == "/" and "x-acs-action" in headers:
             status, answer, hang = self._aliyun(record, split.query)
         else:
+            record.note = "unknown api"
             status, answer, hang = 404, {"code": "NotFound", "message": f"no such API {split.path}"}, False
         record.status, record.answer = status, answer
         if hang:
@@ -321,6 +322,7 @@ class FakeProvider:
         }
         route = routes.get(r.api)
         if route is None:
+            r.note = "unknown api"
             return 404, {"code": "InvalidAction.NotFound", "message": f"no API {r.api}", "requestid": "-"}, False
         status, answer = route(body)
         return status, answer, mode == "timeout"
@@ -502,6 +504,7 @@ class FakeProvider:
                 return 200, {"Code": "isv.INVALID_PARAMETERS", "Message": "PlayTimes", "RequestId": "-"}, False
             answer = {"Code": "OK", "Message": "OK", "CallId": self._next_id("1160") + "^" + self._next_id("1000"), "RequestId": self._next_id("REQ-")}
         else:
+            r.note = "unknown api"
             return self._acs_error(404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method.")
         return 200, answer, mode == "timeout"
 

@@ -28,7 +28,7 @@ def outbound_guard(monkeypatch):
         return real_send(self, request, *args, **kwargs)
 
     monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", guarded_send)
-    yield
+    yield refused
     assert not refused, f"the product tried to reach {refused}"
 
 

@@ -1,0 +1,316 @@
+from datetime import timedelta
+
+import pytest
+
+from incidents import services as incident_services
+from incidents.models import TimelineEvent
+from notifications import services
+from notifications.models import Channel, Delivery
+
+from . import factories
+from .factories import M
+
+pytestmark = pytest.mark.django_db
+
+DING = "/v1.0/robot/ding/send"
+Status = Delivery.Status
+
+
+def page(person, fault=None):
+    fault = fault or factories.fault(commander=person)
+    return services.person_page(
+        fault=fault, person=person, page_key=f"fault:{fault.pk}:check-in:{person.pk}",
+        subject=f"P1 #{fault.pk}", body="You are commander of P1 #1 Checkout fails; check in now.",
+    )
+
+
+def outcomes(fault):
+    return list(TimelineEvent.objects.filter(fault=fault, kind="delivery.outcome").values_list("data__text", flat=True))
+
+
+def test_a_page_is_an_outbox_row_before_anything_is_sent(providers, clock):
+    li = factories.person("Li Lei")
+    d = page(li)
+    assert d.status == Status.PENDING and d.channel == Channel.DINGTALK_DING_PHONE and d.transport == "dingtalk"
+    assert providers.calls(DING) == []
+
+    assert services.delivery_attempt(delivery_id=d.pk) == Status.SENT
+
+    d.refresh_from_db()
+    assert d.attempts == 1 and d.provider_id.startswith("ding") and d.lease_until is None
+    assert providers.calls(DING)[0].json["receiverUserIdList"] == [li.dingtalk_user_id]
+    assert outcomes(d.fault) == ["DING call to Li Lei sent"]
+
+
+def test_asking_twice_with_one_key_queues_one_message(providers, clock):
+    li = factories.person("Li Lei")
+    first = page(li)
+    again = page(li, first.fault)
+    assert first.pk == again.pk and Delivery.objects.count() == 1
+
+
+def test_only_one_worker_claims_a_row(providers, clock):
+    d = page(factories.person("Li Lei"))
+    assert services.delivery_claim(delivery_id=d.pk) is not None
+    assert services.delivery_claim(delivery_id=d.pk) is None
+    assert services.delivery_attempt(delivery_id=d.pk) is None
+    assert providers.calls(DING) == []
+
+
+def test_a_transient_failure_is_retried_after_a_backoff_with_jitter_kept_in_the_database(providers, clock, settings):
+    providers.fail(DING, "5xx")
+    d = page(factories.person("Li Lei"))
+
+    assert services.delivery_attempt(delivery_id=d.pk) == Status.PENDING
+    d.refresh_from_db()
+    base = settings.NOTIFY_BACKOFF_BASE
+    assert clock.now() + timedelta(seconds=base * 0.5) <= d.next_attempt_at <= clock.now() + timedelta(seconds=base)
+    assert "HTTP 500" in d.last_error
+
+    # Not due yet: a task that arrives early does nothing.
+    assert services.delivery_attempt(delivery_id=d.pk) is None
+    clock.advance(timedelta(seconds=base))
+    assert services.delivery_attempt(delivery_id=d.pk) == Status.SENT
+    assert [c.status for c in providers.calls(DING)] == [500, 200]
+    texts = outcomes(d.fault)
+    assert texts[0].startswith("DING call to Li Lei failed (DingTalk could not send the DING: HTTP 500")
+    assert "retrying in" in texts[0] and texts[1] == "DING call to Li Lei sent"
+
+
+def test_backoff_grows_exponentially_up_to_the_cap(settings):
+    settings.NOTIFY_BACKOFF_BASE, settings.NOTIFY_BACKOFF_MAX = 10, 60
+    for attempt, ceiling in [(1, 10), (2, 20), (3, 40), (4, 60), (9, 60)]:
+        delay = services.backoff(attempt).total_seconds()
+        assert ceiling / 2 <= delay <= ceiling
+    assert services.backoff(1, retry_after=60).total_seconds() == 60
+
+
+def test_after_the_last_attempt_the_next_paging_method_is_used(providers, clock, settings):
+    providers.fail(DING, "5xx", times=3)
+    li = factories.person("Li Lei", methods=(M.DINGTALK_DING_PHONE, M.ALIYUN_VOICE))
+    d = page(li)
+    for _ in range(settings.NOTIFY_MAX_ATTEMPTS):
+        services.delivery_attempt(delivery_id=d.pk)
+        clock.advance(timedelta(seconds=settings.NOTIFY_BACKOFF_MAX))
+
+    d.refresh_from_db()
+    assert d.status == Status.FAILED and d.attempts == 3
+    voice = Delivery.objects.get(page_key=d.page_key, method_index=1)
+    assert voice.channel == Channel.ALIYUN_VOICE and voice.status == Status.PENDING
+    assert services.delivery_attempt(delivery_id=voice.pk) == Status.SENT
+    assert providers.calls("SingleCallByTts")[0].query["OutId"] == voice.provider_key
+    texts = outcomes(d.fault)
+    assert texts[-2].startswith("DING call to Li Lei failed after 3 attempts: ")
+    assert texts[-1] == "Voice call to Li Lei sent"
+
+
+def test_a_permanent_error_is_not_retried(providers, clock):
+    providers.fail(DING, "quota")
+    li = factories.person("Li Lei", methods=(M.DINGTALK_DING_PHONE, M.ALIYUN_SMS))
+    d = page(li)
+
+    assert services.delivery_attempt(delivery_id=d.pk) == Status.FAILED
+    clock.advance(timedelta(hours=1))
+    assert services.deliveries_sweep()["queued"] == 1  # the SMS row, not the DING
+    assert len(providers.calls(DING)) == 1
+    sms = Delivery.objects.get(page_key=d.page_key, method_index=1)
+    assert sms.channel == Channel.ALIYUN_SMS
+    assert outcomes(d.fault)[0].startswith("DING call to Li Lei failed: DingTalk could not send the DING: HTTP 400 ding.serverquota.insufficient")
+
+
+def test_a_person_without_the_contact_detail_is_paged_by_the_next_method(providers, clock):
+    han = factories.person("Han Meimei", methods=(M.DINGTALK_DING_PHONE, M.EMAIL), dingtalk_user_id="")
+    d = page(han)
+    assert d.channel == Channel.EMAIL and d.method_index == 1
+
+
+def test_when_no_method_is_left_the_timeline_says_so(providers, clock):
+    han = factories.person("Han Meimei", methods=(M.EMAIL,), email="")
+    fault = factories.fault(commander=han)
+    assert page(han, fault) is None
+    assert outcomes(fault) == ["Could not page Han Meimei: no paging method left"]
+
+
+def test_an_ambiguous_sms_is_not_sent_again_and_waits_for_its_receipt(providers, clock):
+    providers.fail("SendSms", "timeout")
+    li = factories.person("Li Lei", methods=(M.ALIYUN_SMS, M.ALIYUN_VOICE))
+    d = page(li)
+
+    assert services.delivery_attempt(delivery_id=d.pk) == Status.SENT
+    d.refresh_from_db()
+    assert d.unconfirmed and d.receipt_due_at is not None
+    clock.advance(timedelta(seconds=60))
+    services.deliveries_sweep()
+    assert services.delivery_attempt(delivery_id=d.pk) is None
+    assert len(providers.calls("SendSms")) == 1
+
+    # The receipt settles it: the provider had sent it after all.
+    assert services.sms_report_record(providers.sms_report(d.provider_key, li.phone))
+    d.refresh_from_db()
+    assert d.status == Status.DELIVERED
+    assert outcomes(d.fault)[-1] == "SMS to Li Lei delivered"
+    assert not Delivery.objects.filter(page_key=d.page_key, method_index=1).exists()
+
+
+def test_an_ambiguous_sms_without_a_receipt_moves_on_to_the_next_method_not_the_same_one(providers, clock, settings):
+    providers.fail("SendSms", "timeout")
+    li = factories.person("Li Lei", methods=(M.ALIYUN_SMS, M.ALIYUN_VOICE))
+    d = page(li)
+    services.delivery_attempt(delivery_id=d.pk)
+
+    clock.advance(timedelta(seconds=settings.NOTIFY_RECEIPT_WAIT_SECONDS))
+    assert services.deliveries_sweep()["unconfirmed"] == 1
+    d.refresh_from_db()
+    assert d.status == Status.FAILED
+    voice = Delivery.objects.get(page_key=d.page_key, method_index=1)
+    services.delivery_attempt(delivery_id=voice.pk)
+    assert len(providers.calls("SendSms")) == 1 and len(providers.calls("SingleCallByTts")) == 1
+
+
+def test_an_ambiguous_ding_goes_straight_on_to_the_next_method(providers, clock):
+    providers.fail(DING, "timeout")
+    li = factories.person("Li Lei", methods=(M.DINGTALK_DING_PHONE, M.ALIYUN_VOICE))
+    d = page(li)
+    assert services.delivery_attempt(delivery_id=d.pk) == Status.SENT
+    assert Delivery.objects.get(page_key=d.page_key, method_index=1).channel == Channel.ALIYUN_VOICE
+    assert len(providers.calls(DING)) == 1
+    assert "unconfirmed" in outcomes(d.fault)[0]
+
+
+def test_an_ambiguous_card_is_sent_again_with_the_same_out_track_id(providers, clock, settings):
+    providers.fail("/v1.0/card/instances/createAndDeliver", "timeout")
+    fault = factories.fault()
+    d = services.delivery_create(
+        fault=fault, channel=Channel.DINGTALK_CARD, target="cidGroup1", idempotency_key=f"fault:{fault.pk}:card",
+        payload={"params": {"level": "P1"}},
+    )
+    assert services.delivery_attempt(delivery_id=d.pk) == Status.PENDING
+    clock.advance(timedelta(seconds=settings.NOTIFY_BACKOFF_BASE))
+    assert services.delivery_attempt(delivery_id=d.pk) == Status.DELIVERED
+    calls = providers.calls("/v1.0/card/instances/createAndDeliver")
+    assert [c.json["outTrackId"] for c in calls] == [d.provider_key, d.provider_key]
+    assert outcomes(fault)[-1] == "Check-in card to the group delivered"
+
+
+def test_the_sweeper_reclaims_a_row_whose_worker_died_before_sending(providers, clock, settings):
+    d = page(factories.person("Li Lei"))
+    assert services.delivery_claim(delivery_id=d.pk) is not None  # then the worker is killed
+
+    assert services.deliveries_sweep()["reclaimed"] == 0  # the lease still holds
+    clock.advance(timedelta(seconds=settings.NOTIFY_LEASE_SECONDS + 1))
+    assert services.deliveries_sweep()["reclaimed"] == 1
+    d.refresh_from_db()
+    assert d.status == Status.PENDING
+    clock.advance(timedelta(seconds=settings.NOTIFY_BACKOFF_MAX))
+    assert services.delivery_attempt(delivery_id=d.pk) == Status.SENT
+    assert len(providers.calls(DING)) == 1
+
+
+def test_a_row_whose_worker_died_while_sending_is_not_sent_again_on_a_keyless_channel(providers, clock, settings):
+    li = factories.person("Li Lei", methods=(M.ALIYUN_SMS, M.ALIYUN_VOICE))
+    d = page(li)
+    services.delivery_claim(delivery_id=d.pk)
+    Delivery.objects.filter(pk=d.pk).update(dispatched_at=clock.now())  # the request left, then kill -9
+
+    clock.advance(timedelta(seconds=settings.NOTIFY_LEASE_SECONDS + 1))
+    services.deliveries_sweep()
+    d.refresh_from_db()
+    assert d.status == Status.SENT and d.unconfirmed
+    assert services.delivery_attempt(delivery_id=d.pk) is None
+
+
+def test_the_sweeper_requeues_a_due_row_whose_task_was_lost(providers, clock, settings):
+    providers.fail(DING, "5xx")
+    d = page(factories.person("Li Lei"))
+    assert services.deliveries_sweep()["queued"] == 0  # just queued by its creator
+    clock.advance(timedelta(seconds=31))
+    assert services.deliveries_sweep()["queued"] == 1
+    assert services.deliveries_sweep()["queued"] == 0  # not again within the grace
+
+    # A retry further away than a broker countdown may wait is left to the sweeper.
+    settings.NOTIFY_BACKOFF_BASE = 600
+    services.delivery_attempt(delivery_id=d.pk)
+    d.refresh_from_db()
+    assert d.queued_at is None and d.next_attempt_at >= clock.now() + timedelta(seconds=300)
+    assert services.deliveries_sweep()["queued"] == 0
+    clock.advance(timedelta(seconds=600))
+    assert services.deliveries_sweep()["queued"] == 1
+
+
+def test_resolving_the_fault_cancels_its_pending_rows(providers, clock):
+    li, han = factories.person("Li Lei"), factories.person("Han Meimei")
+    fault = factories.fault(commander=li)
+    first, second = page(li, fault), page(han, fault)
+    recovered_message = services.delivery_create(
+        fault=fault, channel=Channel.DINGTALK_GROUP_MESSAGE, target="cid1", idempotency_key="recovered",
+        subject="Recovered", body="P1 recovered", stop_on_resolve=False,
+    )
+
+    incident_services.fault_mark_recovered(fault=fault)
+
+    assert set(Delivery.objects.filter(status=Status.CANCELLED).values_list("pk", flat=True)) == {first.pk, second.pk}
+    assert outcomes(fault) == ["2 pending messages cancelled: the fault is recovered"]
+    assert services.delivery_attempt(delivery_id=first.pk) is None
+    assert services.delivery_attempt(delivery_id=recovered_message.pk) == Status.DELIVERED
+    assert providers.calls(DING) == []
+
+
+def test_a_row_that_became_pending_after_resolution_is_cancelled_by_the_next_sweep(providers, clock):
+    li = factories.person("Li Lei")
+    fault = factories.fault(commander=li)
+    d = page(li, fault)
+    services.delivery_claim(delivery_id=d.pk)  # a worker is sending while the fault recovers
+    incident_services.fault_mark_recovered(fault=fault)
+    Delivery.objects.filter(pk=d.pk).update(status=Status.PENDING, lease_until=None)  # its retry lands after
+
+    assert services.deliveries_sweep()["cancelled"] == 1
+    d.refresh_from_db()
+    assert d.status == Status.CANCELLED
+
+
+def test_a_worker_that_claims_a_row_of_a_resolved_fault_does_not_send_it(providers, clock):
+    li = factories.person("Li Lei")
+    fault = factories.fault(commander=li)
+    d = page(li, fault)
+    # A page created inside the resolution's transaction by another subscriber, say.
+    from incidents.models import Fault
+
+    Fault.objects.filter(pk=fault.pk).update(status=Fault.Status.RECOVERED)
+    assert services.delivery_attempt(delivery_id=d.pk) == Status.CANCELLED
+    assert providers.calls(DING) == []
+
+
+def test_checking_in_stops_the_persons_pages(providers, clock):
+    li = factories.person("Li Lei", methods=(M.DINGTALK_DING_PHONE, M.ALIYUN_VOICE))
+    fault = factories.fault(commander=li)
+    d = page(li, fault)
+
+    incident_services.role_check_in(fault=fault, person=li)
+
+    d.refresh_from_db()
+    assert d.status == Status.CANCELLED
+    assert outcomes(fault) == ["1 pending message to Li Lei cancelled: Li Lei checked in"]
+
+
+def test_a_page_that_fails_after_check_in_does_not_go_on(providers, clock):
+    providers.fail(DING, "quota")
+    li = factories.person("Li Lei", methods=(M.DINGTALK_DING_PHONE, M.ALIYUN_VOICE))
+    fault = factories.fault(commander=li)
+    d = page(li, fault)
+    lease = services.delivery_claim(delivery_id=d.pk)
+    incident_services.role_check_in(fault=fault, person=li)
+    from notifications.transports.base import TransportError
+
+    services.delivery_attempt_failed(lease=lease, error=TransportError("quota", permanent=True))
+    assert not Delivery.objects.filter(page_key=d.page_key, method_index=1).exists()
+
+
+def test_the_sandbox_keeps_messages_when_no_provider_is_configured(clock):
+    li = factories.person("Li Lei")
+    d = page(li)
+    assert d.transport == "sandbox"
+    assert services.delivery_attempt(delivery_id=d.pk) == Status.DELIVERED
+    message = d.sandbox_message
+    assert message.recipient == "Li Lei" and message.address == li.dingtalk_user_id
+    assert message.body.startswith("You are commander")
+    assert outcomes(d.fault) == ["DING call to Li Lei delivered (sandbox)"]

@@ -1,0 +1,58 @@
+import hashlib
+import hmac
+import json
+
+import pytest
+from django.core import mail
+
+from notifications.transports import email, webhook
+from notifications.transports.base import TransportError
+
+pytestmark = pytest.mark.django_db
+
+
+def test_email_goes_through_djangos_backend():
+    email.send(to="li@example.com", subject="P1 #7 Checkout fails", body="Check in: https://x", message_id="w1")
+    [message] = mail.outbox
+    assert message.to == ["li@example.com"] and message.subject == "P1 #7 Checkout fails"
+    assert message.extra_headers["Message-ID"] == "<w1@warroom>"
+
+
+def test_the_webhook_posts_signed_json(providers, clock, settings):
+    webhook.send(url=settings.NOTIFY_WEBHOOK_URL, payload={"fault": 7, "body": "支付失败"}, delivery_id="fault:7:x")
+    [call] = providers.calls("webhook")
+    assert json.loads(call.body) == {"fault": 7, "body": "支付失败"}
+    assert call.headers["content-type"] == "application/json"
+    assert call.headers["x-warroom-delivery"] == "fault:7:x"
+    timestamp = call.headers["x-warroom-timestamp"]
+    assert timestamp == str(int(clock.now().timestamp()))
+    expected = hmac.new(b"hook-secret", timestamp.encode() + b"." + call.body, hashlib.sha256).hexdigest()
+    assert call.headers["x-warroom-signature"] == f"sha256={expected}"
+
+
+def test_a_gone_webhook_is_permanent_and_an_unavailable_one_is_not(providers, settings):
+    providers.fail("webhook", "permanent")
+    with pytest.raises(TransportError) as gone:
+        webhook.send(url=settings.NOTIFY_WEBHOOK_URL, payload={}, delivery_id="d1")
+    assert gone.value.permanent
+    providers.fail("webhook", "5xx")
+    with pytest.raises(TransportError) as unavailable:
+        webhook.send(url=settings.NOTIFY_WEBHOOK_URL, payload={}, delivery_id="d1")
+    assert not unavailable.value.permanent
+
+
+def test_a_refused_connection_is_not_ambiguous(settings):
+    from warroom.embedded_redis import free_port
+
+    with pytest.raises(TransportError) as caught:
+        webhook.send(url=f"http://127.0.0.1:{free_port()}/hooks/x", payload={}, delivery_id="d1")
+    assert not caught.value.ambiguous and not caught.value.permanent
+
+
+def test_the_guard_refuses_requests_that_would_leave_the_machine(outbound_guard):
+    import requests
+
+    with pytest.raises(AssertionError, match="unexpected outbound request"):
+        requests.get("https://api.dingtalk.com/v1.0/oauth2/accessToken", timeout=1)
+    assert outbound_guard == ["https://api.dingtalk.com/v1.0/oauth2/accessToken"]
+    outbound_guard.clear()  # seen and expected here; any other test would fail
