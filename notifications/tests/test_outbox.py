@@ -314,3 +314,13 @@ def test_the_sandbox_keeps_messages_when_no_provider_is_configured(clock):
     assert message.recipient == "Li Lei" and message.address == li.dingtalk_user_id
     assert message.body.startswith("You are commander")
     assert outcomes(d.fault) == ["DING call to Li Lei delivered (sandbox)"]
+
+
+def test_the_delivery_task_is_queued_only_when_the_row_commits(providers, clock, django_capture_on_commit_callbacks):
+    li = factories.person("Li Lei")
+    fault = factories.fault(commander=li)
+    with django_capture_on_commit_callbacks() as queued:
+        d = page(li, fault)
+        page(li, fault)  # the same page again queues nothing more
+    assert len(queued) == 1
+    assert Delivery.objects.get(pk=d.pk).queued_at == clock.now()
