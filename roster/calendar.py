@@ -6,6 +6,8 @@ from icalendar import Calendar, Event
 
 from warroom import clock
 
+from . import selectors
+from .models import Person, Schedule
 from .selectors import Shift
 
 # Calendar apps re-fetch a subscription every few hours; this window covers what people look at.
@@ -13,9 +15,24 @@ PAST = dt.timedelta(days=14)
 FUTURE = dt.timedelta(days=90)
 
 
+# Shifts are computed from further back and those that ended before the window dropped, so
+# that the first event keeps its real start (and its UID) instead of starting at "now - 14 days".
+LOOKBACK = dt.timedelta(days=31)
+
+
 def feed_window(at: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
     at = at or clock.now()
     return at - PAST, at + FUTURE
+
+
+def schedule_feed_shifts(schedule: Schedule) -> list[Shift]:
+    start, end = feed_window()
+    return [s for s in selectors.shifts(schedule=schedule, start=start - LOOKBACK, end=end) if s.end > start]
+
+
+def person_feed_shifts(person: Person) -> list[Shift]:
+    start, end = feed_window()
+    return [s for s in selectors.person_shifts(person=person, start=start - LOOKBACK, end=end) if s.end > start]
 
 
 def render(*, name: str, shifts: list[Shift], uid_prefix: str) -> bytes:

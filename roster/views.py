@@ -6,7 +6,7 @@ import secrets
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 
-from . import calendar, selectors
+from . import calendar
 from .models import Person, Schedule
 
 
@@ -25,16 +25,14 @@ def _ics(body: bytes, filename: str) -> HttpResponse:
 def schedule_calendar(request, pk: int, token: str) -> HttpResponse:
     schedule = get_object_or_404(Schedule, pk=pk)
     _check(token, schedule.calendar_token)
-    start, end = calendar.feed_window()
-    found = selectors.shifts(schedule=schedule, start=start, end=end)
+    found = calendar.schedule_feed_shifts(schedule)
     return _ics(calendar.render(name=f"On call: {schedule.name}", shifts=found, uid_prefix="schedule"), f"{schedule.slug}.ics")
 
 
 def person_calendar(request, pk: int, token: str) -> HttpResponse:
     person = get_object_or_404(Person, pk=pk)
     _check(token, person.calendar_token)
-    start, end = calendar.feed_window()
-    found = selectors.person_shifts(person=person, start=start, end=end)
+    found = calendar.person_feed_shifts(person)
     return _ics(
         calendar.render(name=f"On call: {person.name}", shifts=found, uid_prefix=f"person-{person.pk}"), "on-call.ics"
     )
