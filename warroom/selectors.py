@@ -125,7 +125,7 @@ def war_room(fault: Fault, user) -> WarRoom:
         PlanRow(plan=p, more_severe_than_fault=p.expected_impact < fault.level)
         for p in fault.plans.select_related("proposed_by", "decided_by")
     ]
-    updates = list(fault.updates.select_related("author").order_by("-posted_at", "-pk"))
+    updates = list(fault.updates.select_related("author__person").order_by("-posted_at", "-pk"))
 
     events = list(fault.timeline.order_by("-seq")[: TIMELINE_ON_PAGE + 1])
     truncated = len(events) > TIMELINE_ON_PAGE
@@ -167,6 +167,9 @@ def people_for_assignment():
 
 # --- timeline sentences -------------------------------------------------------------------
 
+# The label services give the product itself when it acts (a task, an alert); shown translated.
+SYSTEM_ACTOR = "War Room"
+
 
 def _level(value) -> str:
     try:
@@ -203,6 +206,8 @@ def _name(ref) -> str:
 def event_text(message: dict) -> str:
     """One sentence for a timeline event, in the active language."""
     kind, d, actor = message["kind"], message.get("data") or {}, message.get("actor") or ""
+    if actor == SYSTEM_ACTOR:
+        actor = _("War Room")
     if kind == "fault.declared":
         return _("%(actor)s declared the fault at %(level)s: %(title)s") % {
             "actor": actor,

@@ -38,6 +38,18 @@
     });
   }
 
+  // Times in the reader's own zone (the server renders them in his person's zone, or UTC).
+  function localTimes(root) {
+    root.querySelectorAll("time[data-local]").forEach(function (el) {
+      var at = new Date(el.getAttribute("datetime"));
+      if (isNaN(at)) return;
+      var hm = pad(at.getHours()) + ":" + pad(at.getMinutes());
+      var md = pad(at.getMonth() + 1) + "-" + pad(at.getDate());
+      el.textContent = el.dataset.local === "full" ? at.getFullYear() + "-" + md + " " + hm
+        : el.dataset.local === "short" ? md + " " + hm : hm;
+    });
+  }
+
   // --- small form helpers ---------------------------------------------------------------
 
   // A search box that narrows a <select> of people; works on whatever the panel holds now.
@@ -151,8 +163,7 @@
     li.dataset.seq = String(ev.seq);
     var time = document.createElement("time");
     time.dateTime = ev.at;
-    var at = new Date(ev.at);
-    time.textContent = pad(at.getHours()) + ":" + pad(at.getMinutes());
+    time.dataset.local = "time";
     var text = document.createElement("span");
     text.className = "event-text";
     text.textContent = ev.text;
@@ -166,6 +177,7 @@
       return false;
     });
     list.insertBefore(li, before);
+    localTimes(li);
   };
 
   // Reload the panels; `all` includes the timeline (after a "snapshot").
@@ -182,6 +194,7 @@
         var doc = new DOMParser().parseFromString("<div>" + html + "</div>", "text/html");
         if (!doc.querySelector('[data-region="header"]')) throw new Error("no panels in the answer");
         self.swap(doc, all);
+        localTimes(self.main);
         if (all) {
           var seq = parseInt(doc.querySelector("[data-timeline] [data-seq]") ?
             doc.querySelector("[data-timeline] [data-seq]").dataset.seq : "0", 10);
@@ -237,6 +250,10 @@
       focusId = active.id;
       focusRange = typeof active.selectionStart === "number" ? [active.selectionStart, active.selectionEnd] : null;
     }
+    current.querySelectorAll("details[id]").forEach(function (el) {
+      var twin = fresh.querySelector("#" + CSS.escape(el.id));
+      if (twin) twin.open = el.open;
+    });
     current.querySelectorAll("form").forEach(function (form) {
       var dirty = form.dataset.dirty;
       Array.prototype.forEach.call(form.elements, function (el) {
@@ -267,6 +284,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    localTimes(document);
     tick();
     setInterval(tick, 1000);
     var main = document.querySelector("main.room[data-socket]");

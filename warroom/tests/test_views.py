@@ -1,5 +1,7 @@
 """The war-room pages: who sees what, who may do what, and what bad input gets back."""
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
 
@@ -228,3 +230,24 @@ def test_the_panels_are_the_page_without_its_frame(cast, task):
     assert 'data-region="header"' in html and 'data-region="timeline"' in html
     assert "<html" not in html and "Check the gateway" in html
 
+
+
+def test_the_header_and_roles_count_down_to_the_next_progress_update_and_the_check_in_deadline(clock):
+    cast = Cast(level=Level.P2)  # P2: check in within 15 minutes, progress every 30
+    declared = cast.fault.declared_at
+    c = client_for(cast.stakeholder)
+    html = c.get(f"/faults/{cast.fault.pk}/").content.decode()
+    assert f'data-deadline="{(declared + timedelta(minutes=30)).isoformat()}"' in html
+    assert f'data-deadline="{(declared + timedelta(minutes=15)).isoformat()}"' in html
+    assert "Waiting" in html and "Late" not in html
+
+    clock.advance(timedelta(minutes=16))
+    posted = services.status_update_post(fault=cast.fault, body="Rolling back", actor=None).posted_at
+    html = c.get(f"/faults/{cast.fault.pk}/").content.decode()
+    assert f'data-deadline="{(posted + timedelta(minutes=30)).isoformat()}"' in html
+    assert html.count(">Late<") == 2  # the commander and the handler have not checked in
+
+    services.fault_mark_recovered(fault=cast.fault, actor=None)
+    html = c.get(f"/faults/{cast.fault.pk}/").content.decode()
+    assert "Next progress update" not in html  # repeats stop at recovery
+    assert f'data-elapsed-until="{Fault.objects.get(pk=cast.fault.pk).recovered_at.isoformat()}"' in html

@@ -1,0 +1,146 @@
+"""What the browser tests stand on: a real daphne process, Debian's chromium, and a way to
+reach the database from the test while Playwright runs.
+
+Playwright's sync API keeps an asyncio loop registered on the test's thread, so Django
+refuses ORM calls there. Every database step of a browser test therefore runs through
+`in_thread()`, on a short-lived thread of its own (the rows are committed: the tests use
+`transactional_db`, and daphne, another process, must see them).
+"""
+
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import quote
+
+import requests
+from django.conf import settings
+from django.db import connection, connections
+
+from warroom.embedded_redis import free_port
+
+ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def chromium_path() -> str:
+    return os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+def chromium_missing_message(path: str) -> str:
+    return (
+        f"Chromium is not installed at {path}. The browser tests drive Debian's chromium: install it with "
+        "`apt-get update && apt-get install -y chromium` (CI's .ci/run does), or point CHROMIUM_PATH at a chromium binary."
+    )
+
+
+def in_thread(fn, *args, **kwargs):
+    """Run a database step off the Playwright thread and return its result."""
+
+    def run():
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
+
+
+def database_url() -> str:
+    """The URL of the database the tests use now (the test database, not the configured one)."""
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return "sqlite:///" + str(s["NAME"])
+    auth = quote(s["USER"] or "")
+    if s.get("PASSWORD"):
+        auth += ":" + quote(s["PASSWORD"])
+    host = s.get("HOST") or "127.0.0.1"
+    port = s.get("PORT") or 5432
+    return f"postgres://{auth}@{host}:{port}/{quote(s['NAME'])}"
+
+
+def collect_static() -> None:
+    # daphne serves static files the way production does: whitenoise from STATIC_ROOT.
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=settings.BASE_DIR,
+        check=True,
+        env=_env(os.environ.get("WARROOM_DATA_DIR", str(settings.DATA_DIR))),
+    )
+
+
+def _env(data_dir: str) -> dict:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "warroom.settings",
+            "DATABASE_URL": database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            "WARROOM_DATA_DIR": data_dir,
+            "DEBUG": "0",
+        }
+    )
+    return env
+
+
+class Daphne:
+    """The web process, on a free port; `restart()` keeps the port so that pages reconnect."""
+
+    def __init__(self, data_dir: Path):
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.process: subprocess.Popen | None = None
+        self.log_path = ARTIFACTS / f"daphne-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> "Daphne":
+        ARTIFACTS.mkdir(exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "warroom.asgi:application"],
+            cwd=settings.BASE_DIR,
+            env=_env(str(self.data_dir)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daphne exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                if requests.get(self.url + "/login/", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"daphne did not answer within {timeout} s; see {self.log_path}")
+            time.sleep(0.05)  # polling for the port to open, not waiting for an outcome
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
