@@ -408,7 +408,7 @@ def delivery_receipt_record(*, provider_key: str, channel: str, delivered: bool,
     Returns False when no such message exists (an unknown out_id).
     """
     d = (
-        Delivery.objects.select_for_update()
+        Delivery.objects.select_for_update(of=("self",))
         .select_related("fault", "person")
         .filter(provider_key=provider_key, channel=channel)
         .first()
@@ -549,7 +549,7 @@ def deliveries_sweep() -> dict:
 @transaction.atomic
 def _receipt_overdue(delivery_id: int) -> int:
     d = (
-        Delivery.objects.select_for_update()
+        Delivery.objects.select_for_update(of=("self",))
         .select_related("fault", "person")
         .filter(pk=delivery_id, status=Status.SENT, unconfirmed=True)
         .first()
