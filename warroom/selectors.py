@@ -12,12 +12,15 @@ from django.db.models import Case, IntegerField, Value, When
 from django.utils.translation import gettext as _
 
 from incidents import permissions
+from notifications import selectors as notification_selectors
+from notifications.models import Delivery
 from incidents.models import Fault, Level, MitigationPlan, RoleAssignment, SLAPolicy, StatusUpdate, Task, TimelineEvent
 from roster.models import Person
 from warroom import clock
 
 # The page shows this many of the newest timeline events; the API has the rest.
 TIMELINE_ON_PAGE = 200
+DELIVERIES_ON_PAGE = 200
 
 
 # --- the list -----------------------------------------------------------------------------
@@ -69,6 +72,9 @@ class RoleRow:
     assignment: RoleAssignment
     check_in_due: datetime | None
     state: str  # "checked_in" | "waiting" | "late"
+    # The newest page to this person (voice call, SMS, DING ...), None if nobody paged him yet.
+    last_page: Delivery | None = None
+    pages_sent: int = 0
 
 
 @dataclass
@@ -93,6 +99,7 @@ class WarRoom:
     me: Person | None
     my_roles: list[str]
     my_tasks: set[int] = field(default_factory=set)
+    deliveries: list[Delivery] = field(default_factory=list)
 
     @property
     def i_must_check_in(self) -> bool:
@@ -117,6 +124,15 @@ def war_room(fault: Fault, user) -> WarRoom:
         else:
             state = "waiting"
         roles.append(RoleRow(assignment=a, check_in_due=due, state=state))
+    deliveries = notification_selectors.deliveries_for_fault(fault)
+    pages_by_person: dict[int, list[Delivery]] = {}
+    for d in deliveries:
+        if d.purpose == Delivery.Purpose.PAGE and d.person_id is not None:
+            pages_by_person.setdefault(d.person_id, []).append(d)
+    for row in roles:
+        pages = pages_by_person.get(row.assignment.person_id, [])
+        row.last_page = pages[-1] if pages else None
+        row.pages_sent = len(pages)
     role_order = {r: i for i, r in enumerate(RoleAssignment.Role.values)}
     roles.sort(key=lambda r: (role_order[r.assignment.role], r.assignment.assigned_at))
 
@@ -153,6 +169,7 @@ def war_room(fault: Fault, user) -> WarRoom:
         me=me,
         my_roles=[r.assignment.get_role_display() for r in roles if me and r.assignment.person_id == me.pk],
         my_tasks={t.pk for t in tasks if me and t.assignee_id == me.pk},
+        deliveries=deliveries[::-1][:DELIVERIES_ON_PAGE],
     )
 
 
@@ -269,6 +286,9 @@ def event_text(message: dict) -> str:
         return text + (_(" (reason: %(reason)s)") % {"reason": d["reason"]} if d.get("reason") else "")
     if kind == "plan.executed":
         return _("%(actor)s executed the plan: %(description)s") % {"actor": actor, "description": d.get("description", "")}
+    if kind == "delivery.outcome":
+        # Written by notifications as a finished sentence ("SMS to Li Lei delivered").
+        return d.get("text") or kind
     if kind == "update.posted":
         if d.get("kind") == StatusUpdate.Kind.NOTE:
             return _("%(actor)s added a troubleshooting note: %(body)s") % {"actor": actor, "body": d.get("body", "")}

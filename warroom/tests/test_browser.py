@@ -12,6 +12,7 @@ import pytest
 from incidents import services
 from incidents.models import Task
 from incidents.tests.factories import Cast
+from notifications import services as notification_services
 
 from .browser import ARTIFACTS, CHROMIUM_ARGS, Daphne, chromium_missing_message, chromium_path, collect_static, in_thread
 
@@ -199,6 +200,10 @@ def _busy_room(cast: Cast) -> None:
         fault=cast.fault, body="Rollback started; error rate falling from 30% to 12%.", actor=cast.commander_user
     )
     services.status_update_post(fault=cast.fault, kind="note", body="Gateway logs show TLS handshake timeouts.", actor=cast.handler_user)
+    page = notification_services.person_page(
+        fault=cast.fault, person=cast.handler, page_key="screenshot", subject="P2 Checkout fails", body="Please check in"
+    )
+    notification_services.delivery_attempt(delivery_id=page.pk)
 
 
 @pytest.mark.parametrize("viewport_name", ["phone", "desktop"])
@@ -208,6 +213,8 @@ def test_the_war_room_reads_well_on_a_phone_and_a_desktop_in_both_languages(page
     page = pages.open("commander", room.fault.pk, viewport=viewport)
     expect(page.get_by_role("heading", name="Roles and check-in")).to_be_visible()
     expect(page.locator("#plans")).to_contain_text("More severe than the fault (P2)")
+    expect(page.locator("#deliveries")).to_contain_text("Li Lei")
+    expect(page.locator("#roles")).to_contain_text("Paged by")
     shot(page, f"room-commander-{viewport_name}-en")
 
     page.locator("#language-select").select_option(value="zh-hans")

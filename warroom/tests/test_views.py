@@ -8,6 +8,8 @@ from django.test import Client
 from incidents import services
 from incidents.models import Fault, Level, MitigationPlan, RoleAssignment, Task
 from incidents.tests.factories import Cast, business, fault, user
+from notifications import services as notification_services
+from notifications.models import Delivery
 
 pytestmark = pytest.mark.django_db
 
@@ -251,3 +253,20 @@ def test_the_header_and_roles_count_down_to_the_next_progress_update_and_the_che
     html = c.get(f"/faults/{cast.fault.pk}/").content.decode()
     assert "Next progress update" not in html  # repeats stop at recovery
     assert f'data-elapsed-until="{Fault.objects.get(pk=cast.fault.pk).recovered_at.isoformat()}"' in html
+
+
+def test_the_roles_board_and_the_delivery_log_show_who_was_paged_how_and_with_what_result(cast):
+    page = notification_services.person_page(
+        fault=cast.fault, person=cast.handler, page_key="test-page", subject="P2 fault", body="Please check in"
+    )
+    notification_services.delivery_attempt(delivery_id=page.pk)
+    page = Delivery.objects.get(pk=page.pk)
+    assert page.transport == "sandbox"
+
+    html = client_for(cast.stakeholder).get(f"/faults/{cast.fault.pk}/").content.decode()
+    roles = html[html.index('id="roles"') : html.index('id="tasks"')]
+    assert f"Paged by {page.get_channel_display()}: {page.get_status_display()}" in roles
+    log = html[html.index('id="deliveries"') : html.index('id="timeline"')]
+    assert "Who was reached" in log
+    assert "Li Lei" in log and str(page.get_channel_display()) in log and str(page.get_status_display()) in log
+    assert "(sandbox)" in log
