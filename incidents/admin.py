@@ -3,7 +3,17 @@ from django.utils.translation import gettext_lazy as _
 
 from . import services
 from .errors import ServiceError
-from .models import Fault, MitigationPlan, RoleAssignment, SLAPolicy, StatusUpdate, Task, TimelineEvent
+from .metrics import format_duration
+from .models import (
+    Fault,
+    MitigationPlan,
+    RecoverySummary,
+    RoleAssignment,
+    SLAPolicy,
+    StatusUpdate,
+    Task,
+    TimelineEvent,
+)
 
 
 @admin.register(SLAPolicy)
@@ -96,3 +106,39 @@ class FaultAdmin(admin.ModelAdmin):
     @admin.action(description=_("Close"), permissions=["view"])
     def close(self, request, queryset):
         _run_on_each(self, request, queryset, services.fault_close, "is closed")
+
+
+@admin.register(RecoverySummary)
+class RecoverySummaryAdmin(admin.ModelAdmin):
+    """Recovery metrics kept for review and trends; computed by the recovery, never edited."""
+
+    list_display = ["fault", "level", "computed_at", "notify", "check_in", "mitigate", "recover", "compliance"]
+    list_filter = ["level", "computed_at"]
+    date_hierarchy = "computed_at"
+    search_fields = ["fault__title"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("time to notify"), ordering="time_to_notify")
+    def notify(self, obj):
+        return format_duration(obj.time_to_notify)
+
+    @admin.display(description=_("time to check in"), ordering="time_to_check_in")
+    def check_in(self, obj):
+        return format_duration(obj.time_to_check_in)
+
+    @admin.display(description=_("time to mitigate"), ordering="time_to_mitigate")
+    def mitigate(self, obj):
+        return format_duration(obj.time_to_mitigate)
+
+    @admin.display(description=_("time to recover"), ordering="time_to_recover")
+    def recover(self, obj):
+        return format_duration(obj.time_to_recover)
+
+    @admin.display(description=_("SLA compliance"))
+    def compliance(self, obj):
+        return "—" if obj.sla_compliance is None else f"{obj.sla_met}/{obj.sla_total} ({obj.sla_compliance:.0%})"

@@ -1,13 +1,14 @@
 """REST API under /api/v1/. Views validate input, ask a service, and render the result."""
 
 import django_filters
-from django.db.models import Prefetch, Q
+from django.db.models import Avg, Count, Prefetch, Q, Sum
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.filters import SearchFilter
+from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -16,7 +17,7 @@ from roster.models import Business, Person
 from . import permissions, services
 from . import serializers as s
 from .errors import ServiceError
-from .models import Fault, Level, MitigationPlan, RoleAssignment, Task
+from .models import Fault, Level, MitigationPlan, RecoverySummary, RoleAssignment, Task
 
 TIMELINE_PAGE = 1000
 
@@ -51,8 +52,9 @@ class FaultFilter(django_filters.FilterSet):
         return queryset.filter(key).distinct()
 
 
-def _validated(serializer_class, request, **kwargs):
-    serializer = serializer_class(data=request.data, **kwargs)
+def _validated(serializer_class, request, data_source="body", **kwargs):
+    data = request.query_params if data_source == "query" else request.data
+    serializer = serializer_class(data=data, **kwargs)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
@@ -169,6 +171,15 @@ class FaultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         fault = services.fault_reopen(fault=fault, reason=data["reason"], actor=request.user)
         return self._fault_response(fault)
 
+    @extend_schema(responses=s.RecoverySummarySerializer)
+    @action(detail=True, methods=["get"])
+    def summary(self, request, pk=None):
+        fault = self.get_object()
+        summary = RecoverySummary.objects.filter(fault=fault).first()
+        if summary is None:
+            raise Http404(f"Fault #{fault.pk} has not recovered yet; its metrics summary comes with recovery.")
+        return Response(s.RecoverySummarySerializer(summary).data)
+
     # --- tasks ---
 
     @extend_schema(methods=["get"], responses=s.TaskSerializer(many=True))
@@ -239,6 +250,45 @@ class FaultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         data = _validated(s.StatusUpdatePostSerializer, request)
         update = services.status_update_post(fault=fault, actor=request.user, **data)
         return Response(s.StatusUpdateSerializer(update).data, status=status.HTTP_201_CREATED)
+
+
+class MetricsTrendView(GenericAPIView):
+    """Recovery metrics over time: per level, the mean seconds of each stage and SLA compliance."""
+
+    serializer_class = s.MetricsTrendSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("since", str, description="ISO date or datetime; recoveries from then on."),
+            OpenApiParameter("until", str, description="ISO date or datetime; recoveries before then."),
+        ]
+    )
+    def get(self, request):
+        if not request.user.has_perm("incidents.view_fault"):
+            raise PermissionDenied("You may not see fault metrics.")
+        query = _validated(s.MetricsQuerySerializer, request, data_source="query")
+        summaries = RecoverySummary.objects.all()
+        if query.get("since"):
+            summaries = summaries.filter(computed_at__gte=query["since"])
+        if query.get("until"):
+            summaries = summaries.filter(computed_at__lt=query["until"])
+        stages = ["declare", "notify", "check_in", "engage", "mitigate", "recover"]
+        rows = (
+            summaries.values("level")
+            .order_by("level")
+            .annotate(
+                faults=Count("id"),
+                sla_met=Sum("sla_met"),
+                sla_total=Sum("sla_total"),
+                **{f"mean_time_to_{k}": Avg(f"time_to_{k}") for k in stages},
+            )
+        )
+        result = []
+        for row in rows:
+            row["level"] = Level(row["level"]).label
+            row["sla_compliance"] = row["sla_met"] / row["sla_total"] if row["sla_total"] else None
+            result.append(row)
+        return Response({"levels": result})
 
 
 class BusinessViewSet(viewsets.ReadOnlyModelViewSet):

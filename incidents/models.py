@@ -246,3 +246,33 @@ class TimelineEvent(models.Model):
             "data": self.data,
             "at": self.created_at.isoformat(),
         }
+
+
+class RecoverySummary(models.Model):
+    """The recovery metrics of one fault, computed when it recovers (again, if reopened)."""
+
+    fault = models.OneToOneField(Fault, on_delete=models.CASCADE, related_name="summary")
+    computed_at = models.DateTimeField(_("computed at"))
+    level = models.PositiveSmallIntegerField(_("level"), choices=Level.choices)
+    # Seconds from detection; kept as columns so that trends can be aggregated in SQL.
+    time_to_declare = models.FloatField(null=True, blank=True)
+    time_to_notify = models.FloatField(null=True, blank=True)
+    time_to_check_in = models.FloatField(null=True, blank=True)
+    time_to_engage = models.FloatField(null=True, blank=True)
+    time_to_mitigate = models.FloatField(null=True, blank=True)
+    time_to_recover = models.FloatField(null=True, blank=True)
+    sla_met = models.PositiveIntegerField(default=0)
+    sla_total = models.PositiveIntegerField(default=0)
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-computed_at"]
+        verbose_name = _("recovery summary")
+        verbose_name_plural = _("recovery summaries")
+
+    def __str__(self):
+        return f"Recovery of fault #{self.fault_id}"
+
+    @property
+    def sla_compliance(self) -> float | None:
+        return self.sla_met / self.sla_total if self.sla_total else None

@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from roster.models import Business, Person
 
-from .models import Fault, Level, MitigationPlan, RoleAssignment, StatusUpdate, Task, TimelineEvent
+from .models import Fault, Level, MitigationPlan, RecoverySummary, RoleAssignment, StatusUpdate, Task, TimelineEvent
 
 
 class LevelField(serializers.Field):
@@ -212,3 +212,20 @@ class TimelineEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = TimelineEvent
         fields = ["seq", "kind", "actor", "data", "at"]
+
+
+class RecoverySummarySerializer(serializers.ModelSerializer):
+    level = LevelField()
+
+    class Meta:
+        model = RecoverySummary
+        fields = ["fault", "computed_at", "level", "sla_met", "sla_total", "sla_compliance", "data"]
+
+
+class MetricsQuerySerializer(serializers.Serializer):
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+
+
+class MetricsTrendSerializer(serializers.Serializer):
+    levels = serializers.ListField(child=serializers.DictField())

@@ -19,7 +19,7 @@ from roster import selectors as roster_selectors
 from roster.models import Business, Person
 from warroom import clock
 
-from . import events, permissions
+from . import events, metrics, permissions
 from .errors import GuardrailViolation, InvalidInput, InvalidTransition, NotAllowed
 from .models import Fault, Level, MitigationPlan, RoleAssignment, SLAPolicy, StatusUpdate, Task, TimelineEvent
 
@@ -228,7 +228,11 @@ def _change_status(fault: Fault, *, to: str, allowed_from: tuple, actor, kind: s
     elif to == Fault.Status.DECLARED:
         fault.mitigated_at = fault.recovered_at = fault.closed_at = None
     fault.save(update_fields=["status", "mitigated_at", "recovered_at", "closed_at"])
-    _record(fault, kind, actor=actor, data={"from": previous, "to": to, **(data or {})})
+    data = {"from": previous, "to": to, **(data or {})}
+    if to == Fault.Status.RECOVERED:
+        # The summary is part of the recovery: same transaction, same event.
+        data["summary"] = metrics.summary_store(fault=fault, at=now).data
+    _record(fault, kind, actor=actor, data=data)
     return fault
 
 

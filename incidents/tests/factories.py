@@ -50,7 +50,7 @@ def fault(*, level=Level.P2, commander=None, fault_handler=None, affected=None, 
 class Cast:
     """The people around one fault: a commander, a handler, a stakeholder, an outsider."""
 
-    def __init__(self, level=Level.P2):
+    def __init__(self, level=Level.P2, **declare):
         self.commander_user = user("commander", "incidents.view_fault")
         self.commander = person("Zhang Wei", self.commander_user)
         self.handler_user = user("handler", "incidents.view_fault")
@@ -59,7 +59,7 @@ class Cast:
         self.outsider = user("outsider")
         self.manager = user("manager", "incidents.view_fault", "incidents.manage_fault")
         self.declarer = user("declarer", "incidents.view_fault", "incidents.add_fault")
-        self.fault = fault(level=level, commander=self.commander)
+        self.fault = fault(level=level, commander=self.commander, **declare)
         services.role_assign(
             fault=self.fault, person=self.handler, role=RoleAssignment.Role.EMERGENCY_HANDLER, actor=None
         )
