@@ -182,7 +182,11 @@ TIME_ZONE = env("TIME_ZONE", default="UTC")
 
 # --- Static -------------------------------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Serve app and project static files straight from their folders too, so that a process
+# started without `collectstatic` (a test server, a second web machine) still has them.
+WHITENOISE_USE_FINDERS = True
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
