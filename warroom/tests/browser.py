@@ -70,16 +70,6 @@ def database_url() -> str:
     return f"postgres://{auth}@{host}:{port}/{quote(s['NAME'])}"
 
 
-def collect_static() -> None:
-    # daphne serves static files the way production does: whitenoise from STATIC_ROOT.
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
-        cwd=settings.BASE_DIR,
-        check=True,
-        env=_env(os.environ.get("WARROOM_DATA_DIR", str(settings.DATA_DIR))),
-    )
-
-
 def _env(data_dir: str) -> dict:
     env = dict(os.environ)
     env.update(

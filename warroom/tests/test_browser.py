@@ -14,7 +14,7 @@ from incidents.models import Task
 from incidents.tests.factories import Cast
 from notifications import services as notification_services
 
-from .browser import ARTIFACTS, CHROMIUM_ARGS, Daphne, chromium_missing_message, chromium_path, collect_static, in_thread
+from .browser import ARTIFACTS, CHROMIUM_ARGS, Daphne, chromium_missing_message, chromium_path, in_thread
 
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -29,11 +29,6 @@ DESKTOP = {"width": 1280, "height": 900}
 
 
 # --- fixtures -----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def static_files():
-    collect_static()
 
 
 def _default_slas() -> None:
@@ -58,7 +53,7 @@ def room(transactional_db):
 
 
 @pytest.fixture
-def server(transactional_db, static_files, tmp_path):
+def server(transactional_db, tmp_path):
     daphne = Daphne(tmp_path).start()
     yield daphne
     daphne.stop()
