@@ -3,8 +3,8 @@
 import django_filters
 from django.db.models import Avg, Count, Prefetch, Q, Sum
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.filters import SearchFilter
@@ -179,6 +179,20 @@ class FaultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         if summary is None:
             raise Http404(f"Fault #{fault.pk} has not recovered yet; its metrics summary comes with recovery.")
         return Response(s.RecoverySummarySerializer(summary).data)
+
+    @extend_schema(
+        request=None,
+        responses={202: inline_serializer("ConferenceAccepted", fields={"detail": serializers.CharField()})},
+    )
+    @action(detail=True, methods=["post"])
+    def conference(self, request, pk=None):
+        """Start a video conference with the checked-in members; the link follows on the timeline."""
+        services.conference_request(fault=self.get_object(), actor=request.user)
+        return Response(
+            {"detail": "Starting a video conference with everyone who has checked in; "
+                       "the link will appear on the timeline and in the group."},
+            status=status.HTTP_202_ACCEPTED,
+        )
 
     # --- tasks ---
 

@@ -594,3 +594,65 @@ def delivery_outcome_record(*, fault: Fault, text: str, data: dict) -> TimelineE
     """
     fault = _lock(fault)
     return _record(fault, "delivery.outcome", actor=None, data={"text": text, **data})
+
+
+# --- suspects, deadlines and the conference -----------------------------------------------
+
+
+@transaction.atomic
+def fault_suspect_add(*, fault: Fault, business: Business, actor=None) -> Fault:
+    """Name one more business as a suspected cause; its emergency contacts are pulled in."""
+    fault = _lock(fault)
+    _require_manager(actor, fault)
+    _require_open(fault, "add a suspected cause")
+    if business.pk == fault.affected_business_id:
+        raise InvalidInput(f"{business.name} is the affected business.")
+    if fault.suspected_cause_businesses.filter(pk=business.pk).exists():
+        raise InvalidInput(f"{business.name} is already a suspected cause.")
+    fault.suspected_cause_businesses.add(business)
+    _record(fault, "fault.suspect_added", actor=actor, data={"business": {"id": business.pk, "name": business.name}})
+    return fault
+
+
+_SLA_WHAT = ("check_in", "task_response", "progress_update", "notify")
+
+
+def _sla_record(fault: Fault, kind: str, what: str, text: str, data: dict) -> TimelineEvent:
+    if what not in _SLA_WHAT:
+        raise InvalidInput(f"An SLA is one of {', '.join(_SLA_WHAT)}.")
+    fault = _lock(fault)
+    return _record(fault, kind, actor=None, data={"what": what, "text": text, **data})
+
+
+@transaction.atomic
+def sla_reminder_record(*, fault: Fault, what: str, text: str, data: dict) -> TimelineEvent:
+    """Someone was reminded of a deadline that has passed ("Task … not acknowledged: Li Lei reminded")."""
+    return _sla_record(fault, "sla.reminder", what, text, data)
+
+
+@transaction.atomic
+def sla_breach_record(*, fault: Fault, what: str, text: str, data: dict) -> TimelineEvent:
+    """A deadline was missed and the product acted: re-paged, escalated, told the commander."""
+    return _sla_record(fault, "sla.breached", what, text, data)
+
+
+@transaction.atomic
+def conference_request(*, fault: Fault, actor=None) -> TimelineEvent:
+    """Ask for a video conference with everyone who has checked in; the link follows."""
+    fault = _lock(fault)
+    _require_manager(actor, fault)
+    _require_open(fault, "start a conference")
+    requester = permissions.person_of(actor)
+    return _record(
+        fault,
+        "conference.requested",
+        actor=actor,
+        data={"requested_by": _person_ref(requester) if requester is not None else None},
+    )
+
+
+@transaction.atomic
+def conference_started(*, fault: Fault, url: str, data: dict) -> TimelineEvent:
+    """The conference is up; `url` is its join link ("externalLinkUrl")."""
+    fault = _lock(fault)
+    return _record(fault, "conference.started", actor=None, data={"url": url, **data})

@@ -8,7 +8,8 @@ class NotificationsConfig(AppConfig):
     def ready(self):
         from incidents import events
 
-        from . import services
+        from . import orchestration
 
-        # Inside the service's transaction, so that cancelling commits with the resolution.
-        events.subscribe(services.on_timeline_event, in_transaction=True)
+        # Inside the service's transaction: the outbox rows, the group, engagements and
+        # deadlines commit (or roll back) with the event. It writes no event of its own.
+        events.subscribe(orchestration.on_timeline_event, in_transaction=True)

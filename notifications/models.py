@@ -15,13 +15,31 @@ class Channel(models.TextChoices):
     DINGTALK_GROUP_MESSAGE = "dingtalk_group_message", _("group message")
     DINGTALK_CARD = "dingtalk_card", _("check-in card")
     WEBHOOK = "webhook", _("webhook")
+    # A group's custom robot (webhook URL + signing secret), for notification groups.
+    DINGTALK_ROBOT = "dingtalk_robot", _("robot message")
+    # Not messages, but calls with the same guarantees: the fault's scene group, its
+    # members, and the one-click video conference.
+    DINGTALK_GROUP_CREATE = "dingtalk_group_create", _("group creation")
+    DINGTALK_GROUP_MEMBER_ADD = "dingtalk_group_member_add", _("group membership")
+    DINGTALK_CONFERENCE = "dingtalk_conference", _("video conference")
 
 
 # Channels whose provider de-duplicates a repeated request by a key we send (outTrackId,
-# the webhook's X-WarRoom-Delivery). Only these may be re-sent after an ambiguous attempt.
-# DING, the robot group message, SMS, voice and email have no such key: OutId only
-# correlates receipts, it does not stop a second SMS.
-KEYED_CHANNELS = {Channel.DINGTALK_CARD, Channel.WEBHOOK}
+# the webhook's X-WarRoom-Delivery, the custom robot's msgUuid, the scene group's uuid),
+# or where repeating changes nothing (adding a member who is already in the group). Only
+# these may be re-sent after an ambiguous attempt. DING, the app robot's group message,
+# SMS, voice, email and the conference have no such key: OutId only correlates receipts,
+# it does not stop a second SMS.
+KEYED_CHANNELS = {
+    Channel.DINGTALK_CARD,
+    Channel.WEBHOOK,
+    Channel.DINGTALK_ROBOT,
+    Channel.DINGTALK_GROUP_CREATE,
+    Channel.DINGTALK_GROUP_MEMBER_ADD,
+}
+
+# Channels that speak in the fault's collaboration group and wait until it exists.
+GROUP_CHANNELS = {Channel.DINGTALK_GROUP_MESSAGE, Channel.DINGTALK_CARD, Channel.DINGTALK_GROUP_MEMBER_ADD}
 
 # Channels whose outcome arrives later as a receipt (SmsReport / VoiceReport).
 RECEIPT_CHANNELS = {Channel.ALIYUN_SMS, Channel.ALIYUN_VOICE}
@@ -52,6 +70,11 @@ class Delivery(models.Model):
     )
     # Where it goes when not to a person: an openConversationId, a webhook URL, an address.
     target = models.CharField(_("target"), max_length=500, blank=True)
+    # Set for what goes to (or builds) the fault's collaboration group; such a row waits
+    # until the group exists and then takes its openConversationId as `target`.
+    group = models.ForeignKey(
+        "CollaborationGroup", null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
     channel = models.CharField(_("channel"), max_length=32, choices=Channel.choices)
     # The transport that took it: the provider's module, or "sandbox" when the provider is off.
     transport = models.CharField(_("transport"), max_length=32, blank=True)
@@ -100,7 +123,8 @@ class Delivery(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(person__isnull=False) | ~Q(target=""), name="delivery_has_a_recipient"
+                condition=Q(person__isnull=False) | ~Q(target="") | Q(group__isnull=False),
+                name="delivery_has_a_recipient",
             ),
         ]
         verbose_name = _("delivery")
@@ -113,13 +137,116 @@ class Delivery(models.Model):
     def recipient_label(self) -> str:
         if self.person_id is not None:
             return self.person.name
-        if self.channel in (Channel.DINGTALK_GROUP_MESSAGE, Channel.DINGTALK_CARD):
+        if self.channel in (Channel.DINGTALK_GROUP_MESSAGE, Channel.DINGTALK_CARD, Channel.DINGTALK_GROUP_CREATE):
             return "the group"
+        if self.channel == Channel.DINGTALK_CONFERENCE:
+            return "the checked-in members"
         return self.target
 
     @property
     def has_provider_key(self) -> bool:
         return self.channel in KEYED_CHANNELS
+
+
+class CollaborationGroup(models.Model):
+    """The fault's DingTalk scene group: one per fault.
+
+    The row is written with the declaration; a DINGTALK_GROUP_CREATE delivery then creates
+    the group with the same guarantees as any message. `uuid` is drawn once, here, and sent
+    with every attempt, so that a retried create returns the group the first one made.
+    """
+
+    fault = models.OneToOneField("incidents.Fault", on_delete=models.CASCADE, related_name="collaboration_group")
+    uuid = models.CharField(max_length=64, unique=True)
+    title = models.CharField(_("title"), max_length=30)
+    owner = models.ForeignKey("roster.Person", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Who was asked for at creation: [{"id", "name", "user_id"}]; later joiners are
+    # DINGTALK_GROUP_MEMBER_ADD deliveries.
+    members = models.JSONField(default=list, blank=True)
+    open_conversation_id = models.CharField(_("openConversationId"), max_length=128, blank=True)
+    chat_id = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(_("created at"))
+    ready_at = models.DateTimeField(_("ready at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("collaboration group")
+
+    def __str__(self):
+        return f"{self.title} ({self.open_conversation_id or 'not created yet'})"
+
+    @property
+    def is_ready(self) -> bool:
+        return bool(self.open_conversation_id)
+
+    def has_member(self, person_id: int) -> bool:
+        return any(m.get("id") == person_id for m in self.members)
+
+
+class Engagement(models.Model):
+    """One person pulled into a fault: paged until he checks in, then paged again and escalated.
+
+    The scheduler looks at the row when `next_check_at` has passed; `round` grows when a
+    person who had checked in is given a new role and must check in again.
+    """
+
+    fault = models.ForeignKey("incidents.Fault", on_delete=models.CASCADE, related_name="engagements")
+    person = models.ForeignKey("roster.Person", on_delete=models.PROTECT, related_name="engagements")
+    # Why he was pulled in: "commander", "fault handler", "emergency contact of Payments".
+    reason = models.CharField(max_length=200)
+    # An emergency contact has no role yet; the scheduler makes him an emergency handler so
+    # that he can check in.
+    needs_role = models.BooleanField(default=False)
+    round = models.PositiveSmallIntegerField(default=1)
+    created_at = models.DateTimeField()
+    paged_at = models.DateTimeField(null=True, blank=True)
+    repaged_at = models.DateTimeField(null=True, blank=True)
+    # How many pages of the business's escalation policy have gone out for this round.
+    escalations = models.PositiveSmallIntegerField(default=0)
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    checked_in_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [models.UniqueConstraint(fields=["fault", "person"], name="one_engagement_per_person_and_fault")]
+        indexes = [models.Index(fields=["ended_at", "next_check_at"])]
+        verbose_name = _("engagement")
+
+    def __str__(self):
+        return f"{self.person} in fault #{self.fault_id} ({self.reason})"
+
+
+class Deadline(models.Model):
+    """A moment at which the scheduler must look at a fault again.
+
+    renotify: the next impact-and-progress notification to the business's recipients;
+    progress: a progress update is due (since the last one, or the declaration);
+    task: a task must be acknowledged (stage 0 reminds the assignee, stage 1 tells the commander).
+    """
+
+    class Kind(models.TextChoices):
+        RENOTIFY = "renotify", _("Renotify")
+        PROGRESS = "progress", _("Progress update")
+        TASK = "task", _("Task response")
+
+    fault = models.ForeignKey("incidents.Fault", on_delete=models.CASCADE, related_name="deadlines")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    task = models.ForeignKey("incidents.Task", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=80, unique=True)
+    due_at = models.DateTimeField()
+    stage = models.PositiveSmallIntegerField(default=0)
+    # How many times it has fired (the notification round, the missed progress periods).
+    count = models.PositiveIntegerField(default=0)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["due_at", "pk"]
+        indexes = [models.Index(fields=["done_at", "due_at"])]
+        verbose_name = _("deadline")
+
+    def __str__(self):
+        return f"{self.key} due {self.due_at:%Y-%m-%d %H:%M:%S}"
 
 
 class SandboxMessage(models.Model):

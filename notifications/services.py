@@ -10,6 +10,11 @@ How a row moves (see "Delivery guarantees" in DESIGN.md):
 
 A failed page goes on with the person's next paging method (a new row).
 
+Rows for the fault's collaboration group (`group` set: its messages, its card, new
+members) wait, pending, until the group exists; the group itself is created by a row of
+the same kind (DINGTALK_GROUP_CREATE), and so is the video conference. What happens
+around the outbox — who is paged, repeats, deadlines — is in `orchestration.py`.
+
 Ambiguous attempts (the request may have reached the provider but we never heard back:
 a read timeout, or a worker that died after `dispatched_at` was written) are re-sent only
 on channels whose provider de-duplicates by a key we send (the card's outTrackId, the
@@ -35,7 +40,7 @@ from incidents.models import Fault, RoleAssignment
 from roster.models import Person
 from warroom import clock
 
-from .models import RECEIPT_CHANNELS, Channel, Delivery
+from .models import GROUP_CHANNELS, RECEIPT_CHANNELS, Channel, CollaborationGroup, Delivery
 from .transports import aliyun_sms, aliyun_voice, dingtalk, email, sandbox, webhook
 from .transports.base import Sent, TransportError
 
@@ -47,6 +52,23 @@ Status = Delivery.Status
 MAX_COUNTDOWN = 60
 # A due row whose task has not claimed it this long after queueing is queued again.
 REQUEUE_GRACE = timedelta(seconds=30)
+
+DINGTALK_CHANNELS = {
+    Channel.DINGTALK_GROUP_MESSAGE,
+    Channel.DINGTALK_CARD,
+    Channel.DINGTALK_ROBOT,
+    Channel.DINGTALK_GROUP_CREATE,
+    Channel.DINGTALK_GROUP_MEMBER_ADD,
+    Channel.DINGTALK_CONFERENCE,
+}
+
+# Sent by orchestration.send: they need the group, the roster or the fault, not just an address.
+ORCHESTRATED = {
+    Channel.DINGTALK_ROBOT,
+    Channel.DINGTALK_GROUP_CREATE,
+    Channel.DINGTALK_GROUP_MEMBER_ADD,
+    Channel.DINGTALK_CONFERENCE,
+}
 
 DING_REMIND = {
     Channel.DINGTALK_DING_APP: dingtalk.REMIND_APP,
@@ -60,9 +82,10 @@ DING_REMIND = {
 
 def transport_for(channel: str) -> str:
     """The module that will carry `channel`: its provider when configured, else the sandbox."""
-    if channel in DING_REMIND or channel in (Channel.DINGTALK_GROUP_MESSAGE, Channel.DINGTALK_CARD):
-        on = dingtalk.configured()
-        return "dingtalk" if on else "sandbox"
+    if channel in DING_REMIND or channel in DINGTALK_CHANNELS:
+        # Custom robots need no app credentials, but they ride on the same switch so that
+        # a demo with no DingTalk configured never reaches out to a group's real webhook.
+        return "dingtalk" if dingtalk.configured() else "sandbox"
     configured = {
         Channel.ALIYUN_SMS: aliyun_sms.configured,
         Channel.ALIYUN_VOICE: aliyun_voice.configured,
@@ -107,8 +130,13 @@ def delivery_create(
     page_key: str = "",
     method_index: int | None = None,
     stop_on_resolve: bool = True,
+    group: CollaborationGroup | None = None,
+    max_attempts: int | None = None,
 ) -> Delivery:
-    """Queue one message. Asking again with the same idempotency key returns the same row."""
+    """Queue one message. Asking again with the same idempotency key returns the same row.
+
+    With `group`, the row waits until the group exists and is then sent to it.
+    """
     if channel not in Channel.values:
         raise ValueError(f"unknown channel {channel!r}")
     now = clock.now()
@@ -117,7 +145,8 @@ def delivery_create(
         defaults={
             "fault": fault,
             "person": person,
-            "target": target,
+            "group": group,
+            "target": target or (group.open_conversation_id if group is not None else ""),
             "channel": channel,
             "transport": transport_for(channel),
             "purpose": purpose,
@@ -129,15 +158,27 @@ def delivery_create(
             "page_key": page_key,
             "method_index": method_index,
             "stop_on_resolve": stop_on_resolve,
-            "max_attempts": settings.NOTIFY_MAX_ATTEMPTS,
+            "max_attempts": max_attempts or settings.NOTIFY_MAX_ATTEMPTS,
             "next_attempt_at": now,
             "queued_at": now,
             "created_at": now,
         },
     )
     if created:
-        transaction.on_commit(lambda: enqueue(delivery.pk))
+        if _group_ready(delivery):
+            transaction.on_commit(lambda: enqueue(delivery.pk))
+        else:
+            # Not queued: the sweeper queues it once the group exists.
+            Delivery.objects.filter(pk=delivery.pk).update(queued_at=None)
     return delivery
+
+
+def _group_ready(d: Delivery) -> bool:
+    """False for a row that must wait for the fault's group (it is queued once the group exists)."""
+    if d.group_id is None or d.channel not in GROUP_CHANNELS:
+        return True
+    # Read from the database: the group may have been created since the row was loaded.
+    return CollaborationGroup.objects.filter(pk=d.group_id).exclude(open_conversation_id="").exists()
 
 
 @transaction.atomic
@@ -192,9 +233,19 @@ class Lease:
 
 
 def delivery_claim(*, delivery_id: int) -> Lease | None:
-    """pending → sending with a lease, if the row is due and nobody else has it."""
+    """pending → sending with a lease, if the row is due and nobody else has it.
+
+    A row waiting for the fault's group is left alone until the group exists.
+    """
     now = clock.now()
     token = secrets.token_hex(8)
+    waiting = Delivery.objects.filter(pk=delivery_id, target="", group__isnull=False, channel__in=GROUP_CHANNELS)
+    if waiting.exists():
+        group = CollaborationGroup.objects.filter(deliveries__pk=delivery_id).exclude(open_conversation_id="").first()
+        if group is None:
+            return None
+        # Once set, a group's openConversationId never changes: filling it in is safe to race.
+        waiting.update(target=group.open_conversation_id)
     claimed = (
         Delivery.objects.filter(pk=delivery_id, status=Status.PENDING)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
@@ -233,6 +284,10 @@ def delivery_attempt(*, delivery_id: int) -> str | None:
 
 
 def _send(d: Delivery) -> Sent:
+    if d.channel in ORCHESTRATED:
+        from . import orchestration
+
+        return orchestration.send(d)
     if d.transport == "sandbox":
         return sandbox.send(d, address=_address(d))
     person = d.person
@@ -317,9 +372,19 @@ def _sent(lease: Lease, sent: Sent) -> str | None:
         lease_until=None,
         last_error="",
     )
+    if d.channel in SETTLED_ELSEWHERE:
+        from . import orchestration
+
+        orchestration.settle(d, sent)
+        return status
     suffix = " (sandbox)" if d.transport == "sandbox" else ""
     _outcome(d, f"{_label(d)} {status}{suffix}", status=status)
     return status
+
+
+# Calls whose success is recorded by the orchestration (the group exists, a member joined,
+# the conference started) rather than as "… sent".
+SETTLED_ELSEWHERE = {Channel.DINGTALK_GROUP_CREATE, Channel.DINGTALK_GROUP_MEMBER_ADD, Channel.DINGTALK_CONFERENCE}
 
 
 def backoff(attempt: int, retry_after: float | None = None) -> timedelta:
@@ -353,7 +418,12 @@ def delivery_attempt_failed(*, lease: Lease, error: TransportError) -> str | Non
     if error.permanent or d.attempts >= d.max_attempts:
         held.update(status=Status.FAILED, finished_at=now, lease_until=None, last_error=error.message)
         why = "" if error.permanent else f" after {d.attempts} attempts"
-        _outcome(d, f"{_label(d)} failed{why}: {error.message}", status=Status.FAILED, error=error.message)
+        if d.channel in SETTLED_ELSEWHERE:
+            from . import orchestration
+
+            orchestration.gave_up(d, f"{error.message}{why}")
+        else:
+            _outcome(d, f"{_label(d)} failed{why}: {error.message}", status=Status.FAILED, error=error.message)
         if d.purpose == Delivery.Purpose.PAGE:
             _page_next(d)
         return Status.FAILED
@@ -477,30 +547,27 @@ def card_check_in(*, out_track_id: str, user_id: str):
 # --- stopping -----------------------------------------------------------------------------
 
 
-@transaction.atomic
 def deliveries_cancel(*, fault: Fault, reason: str, person: Person | None = None) -> int:
-    """Cancel what is still pending for the fault (or for one person's pages in it)."""
+    """Cancel what is still pending for the fault (or for one person's pages in it).
+
+    Writes no timeline event: it runs inside other services' transactions, which write
+    exactly one. The caller records the count with `deliveries_cancelled_record`.
+    """
     rows = Delivery.objects.filter(fault=fault, status=Status.PENDING, stop_on_resolve=True)
     if person is not None:
         rows = rows.filter(person=person, purpose=Delivery.Purpose.PAGE)
-    count = rows.update(status=Status.CANCELLED, finished_at=clock.now(), last_error=reason)
-    if count:
-        who = f" to {person.name}" if person is not None else ""
-        noun = "message" if count == 1 else "messages"
-        incident_services.delivery_outcome_record(
-            fault=fault, text=f"{count} pending {noun}{who} cancelled: {reason}", data={"status": "cancelled", "count": count}
-        )
-    return count
+    return rows.update(status=Status.CANCELLED, finished_at=clock.now(), last_error=reason)
 
 
-def on_timeline_event(event) -> None:
-    """In the service's transaction: stop what the event makes pointless."""
-    if event.kind in ("fault.recovered", "fault.closed"):
-        deliveries_cancel(fault=event.fault, reason=f"the fault is {event.data.get('to', 'resolved')}")
-    elif event.kind == "role.checked_in":
-        person = Person.objects.filter(pk=(event.data.get("person") or {}).get("id")).first()
-        if person is not None and _checked_in_all(event.fault_id, person.pk):
-            deliveries_cancel(fault=event.fault, person=person, reason=f"{person.name} checked in")
+def deliveries_cancelled_record(*, fault: Fault, count: int, reason: str, person: Person | None = None) -> None:
+    """Put "N pending messages cancelled" on the timeline, in its own transaction."""
+    if not count:
+        return
+    who = f" to {person.name}" if person is not None else ""
+    noun = "message" if count == 1 else "messages"
+    incident_services.delivery_outcome_record(
+        fault=fault, text=f"{count} pending {noun}{who} cancelled: {reason}", data={"status": "cancelled", "count": count}
+    )
 
 
 def _checked_in_all(fault_id: int, person_id: int) -> bool:
@@ -521,7 +588,11 @@ def deliveries_sweep() -> dict:
         deliveries__status=Status.PENDING, deliveries__stop_on_resolve=True
     ).distinct()
     for fault in resolved:
-        counts["cancelled"] += deliveries_cancel(fault=fault, reason=f"the fault is {fault.status}")
+        with transaction.atomic():
+            reason = f"the fault is {fault.status}"
+            count = deliveries_cancel(fault=fault, reason=reason)
+            deliveries_cancelled_record(fault=fault, count=count, reason=reason)
+        counts["cancelled"] += count
 
     for d in Delivery.objects.filter(status=Status.SENDING, lease_until__lt=now).select_related("fault", "person"):
         lease = Lease(d, d.lease_token)
@@ -539,6 +610,11 @@ def deliveries_sweep() -> dict:
         Q(queued_at__isnull=True, next_attempt_at__lte=now)
         | Q(next_attempt_at__lte=now - REQUEUE_GRACE, queued_at__lte=now - REQUEUE_GRACE)
     )
+    # Rows waiting for a group that does not exist yet are queued once it does.
+    waiting = Delivery.objects.filter(
+        status=Status.PENDING, target="", channel__in=GROUP_CHANNELS, group__open_conversation_id=""
+    )
+    due = due.exclude(pk__in=waiting.values("pk"))
     for pk in list(due.values_list("pk", flat=True)[:500]):
         if Delivery.objects.filter(pk=pk, status=Status.PENDING).update(queued_at=now):
             enqueue(pk)

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import services
+from . import orchestration, services
 
 
 @shared_task(ignore_result=True, name="notifications.tasks.deliver")
@@ -13,3 +13,8 @@ def deliver(delivery_id: int) -> None:
 @shared_task(ignore_result=True, name="notifications.tasks.sweep")
 def sweep() -> None:
     services.deliveries_sweep()
+
+
+@shared_task(ignore_result=True, name="notifications.tasks.follow_up")
+def follow_up(fault_id: int | None = None) -> None:
+    orchestration.follow_ups_run(fault_id=fault_id)

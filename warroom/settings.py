@@ -252,11 +252,20 @@ NOTIFY_LEASE_SECONDS = env.int("NOTIFY_LEASE_SECONDS", default=60)
 # How long an unconfirmed SMS / call waits for its receipt before the next paging method is used.
 NOTIFY_RECEIPT_WAIT_SECONDS = env.int("NOTIFY_RECEIPT_WAIT_SECONDS", default=300)
 NOTIFY_SWEEP_EVERY = env.int("NOTIFY_SWEEP_EVERY", default=10)
+# How often the scheduler looks for due follow-ups: first pages, re-pages, escalation steps,
+# commander replacement, repeated notifications, task and progress reminders.
+NOTIFY_FOLLOW_UP_EVERY = env.int("NOTIFY_FOLLOW_UP_EVERY", default=10)
+# Creating the fault's group is retried (with the same uuid) this many times before giving up.
+NOTIFY_GROUP_MAX_ATTEMPTS = env.int("NOTIFY_GROUP_MAX_ATTEMPTS", default=20)
 CELERY_BEAT_SCHEDULE.update(
     {
         "notifications-sweep": {
             "task": "notifications.tasks.sweep",
             "schedule": timedelta(seconds=NOTIFY_SWEEP_EVERY),
+        },
+        "notifications-follow-up": {
+            "task": "notifications.tasks.follow_up",
+            "schedule": timedelta(seconds=NOTIFY_FOLLOW_UP_EVERY),
         },
     }
 )
