@@ -137,6 +137,9 @@ class Delivery(models.Model):
     def recipient_label(self) -> str:
         if self.person_id is not None:
             return self.person.name
+        if self.payload.get("group_name"):
+            # A business's notification group: its name, never its webhook URL (which holds a token).
+            return self.payload["group_name"]
         if self.channel in (Channel.DINGTALK_GROUP_MESSAGE, Channel.DINGTALK_CARD, Channel.DINGTALK_GROUP_CREATE):
             return "the group"
         if self.channel == Channel.DINGTALK_CONFERENCE:

@@ -645,9 +645,10 @@ def notification_round(*, fault: Fault, round, final: bool = False) -> list[Deli
         )
     for group in roster_selectors.notification_groups(business=business):
         if group.kind == NotificationGroup.Kind.DINGTALK_ROBOT_WEBHOOK:
-            channel, target, payload = Channel.DINGTALK_ROBOT, group.webhook_url, {"notification_group": group.pk}
+            channel, target = Channel.DINGTALK_ROBOT, group.webhook_url
         else:
-            channel, target, payload = Channel.DINGTALK_GROUP_MESSAGE, group.open_conversation_id, {}
+            channel, target = Channel.DINGTALK_GROUP_MESSAGE, group.open_conversation_id
+        payload = {"notification_group": group.pk, "group_name": group.name}
         if not target:
             continue
         rows.append(

@@ -262,6 +262,9 @@ def test_recipients_and_groups_hear_at_once_and_every_period_until_recovery(worl
     notify = [c for c in providers.calls(GROUP_MESSAGE) if c.json["openConversationId"] == "cidNotify=="]
     assert len(notify) == 1 and "30% of payments fail" in json.loads(notify[0].json["msgParam"])["text"]
     assert len(providers.calls("robot/send")) == 1
+    # The timeline names the group, never its webhook URL with the robot's token in it.
+    assert "Robot message to Stability robot delivered" in texts(fault)
+    assert not [t for t in texts(fault) if "access_token" in t]
 
     for _ in range(2):
         clock.advance(timedelta(minutes=30))
