@@ -566,7 +566,15 @@ def deliveries_cancelled_record(*, fault: Fault, count: int, reason: str, person
     who = f" to {person.name}" if person is not None else ""
     noun = "message" if count == 1 else "messages"
     incident_services.delivery_outcome_record(
-        fault=fault, text=f"{count} pending {noun}{who} cancelled: {reason}", data={"status": "cancelled", "count": count}
+        fault=fault,
+        text=f"{count} pending {noun}{who} cancelled: {reason}",
+        # The person, so that the page can say it in the reader's language.
+        data={
+            "status": "cancelled",
+            "count": count,
+            "person": {"id": person.pk, "name": person.name} if person is not None else None,
+            "reason": reason,
+        },
     )
 
 

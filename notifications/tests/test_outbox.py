@@ -303,6 +303,19 @@ def test_checking_in_stops_the_persons_pages(providers, clock, django_capture_on
     assert outcomes(fault) == ["1 pending message to Li Lei cancelled: Li Lei checked in"]
 
 
+def test_the_cancellation_on_the_timeline_names_the_person_in_its_data(providers, clock, django_capture_on_commit_callbacks):
+    li = factories.person("Li Lei", methods=(M.DINGTALK_DING_PHONE, M.ALIYUN_VOICE))
+    fault = fault_alone(commander=li)
+    page(li, fault)
+    with django_capture_on_commit_callbacks(execute=True):
+        incident_services.role_check_in(fault=fault, person=li)
+
+    [event] = TimelineEvent.objects.filter(fault=fault, kind="delivery.outcome", data__status="cancelled")
+    assert event.data["count"] == 1
+    assert event.data["person"] == {"id": li.pk, "name": "Li Lei"}
+    assert event.data["reason"] == "Li Lei checked in"
+
+
 def test_a_page_that_fails_after_check_in_does_not_go_on(providers, clock):
     providers.fail(DING, "quota")
     li = factories.person("Li Lei", methods=(M.DINGTALK_DING_PHONE, M.ALIYUN_VOICE))
