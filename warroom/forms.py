@@ -6,6 +6,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from incidents.models import Fault, Level, MitigationPlan, RoleAssignment, StatusUpdate, Task
+from notifications.models import Channel, Delivery
 from roster.models import Business, Person
 from warroom import clock
 
@@ -125,3 +126,20 @@ class FaultStatusForm(forms.Form):
         ("reopen", _("Reopen")),
     ]
     to = forms.ChoiceField(choices=TRANSITIONS)
+
+
+class ConferenceForm(forms.Form):
+    """Starting the conference needs no input: who joins is whoever has checked in."""
+
+
+class CardCheckInForm(forms.Form):
+    """A click on the check-in card that the sandbox shows in place of the DingTalk group."""
+
+    card = forms.ModelChoiceField(queryset=Delivery.objects.none(), widget=forms.HiddenInput)
+
+    def __init__(self, *args, fault: Fault, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only a card that went through the sandbox: a real one is clicked in DingTalk.
+        self.fields["card"].queryset = Delivery.objects.filter(
+            fault=fault, channel=Channel.DINGTALK_CARD, transport="sandbox"
+        )

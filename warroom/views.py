@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET
 from incidents import permissions, services
 from incidents.errors import NotAllowed, ServiceError
 from incidents.models import Fault, StatusUpdate
+from notifications import services as notification_services
 
 from . import forms, selectors
 
@@ -154,6 +155,8 @@ def _form_for(action: str, request, fault: Fault, room_can_manage: bool):
         "update": lambda: forms.StatusUpdateForm(data, prefix="update", may_post_progress=room_can_manage),
         "level": lambda: forms.LevelForm(data, prefix="level"),
         "status": lambda: forms.FaultStatusForm(data, prefix="status"),
+        "conference": lambda: forms.ConferenceForm(data, prefix="conference"),
+        "card_check_in": lambda: forms.CardCheckInForm(data, prefix="card", fault=fault),
     }[action]()
 
 
@@ -205,11 +208,33 @@ def _perform(action: str, form, fault: Fault, user) -> str:
         }[d["to"]]
         change(fault=fault, actor=user)
         return _("Status changed.")
+    if action == "conference":
+        services.conference_request(fault=fault, actor=user)
+        return _("Starting the conference call…")
+    if action == "card_check_in":
+        person = permissions.person_of(user)
+        if person is None or not person.dingtalk_user_id or person.pk not in selectors.group_member_ids(fault):
+            raise NotAllowed(_("Only members of the collaboration group can use its card."))
+        # The same path as a click on the card in DingTalk, once its signature is checked.
+        notification_services.card_check_in(out_track_id=d["card"].provider_key, user_id=person.dingtalk_user_id)
+        return _("Checked in from the card.")
     raise Http404
 
 
-ROW_ACTIONS = {"check_in", "task_update", "plan_decide", "status"}
-ACTIONS = {"assign", "check_in", "task_create", "task_update", "plan_propose", "plan_decide", "update", "level", "status"}
+ROW_ACTIONS = {"check_in", "task_update", "plan_decide", "status", "conference", "card_check_in"}
+ACTIONS = {
+    "assign",
+    "check_in",
+    "task_create",
+    "task_update",
+    "plan_propose",
+    "plan_decide",
+    "update",
+    "level",
+    "status",
+    "conference",
+    "card_check_in",
+}
 
 
 @page_login_required
@@ -256,4 +281,5 @@ def _anchor(action: str) -> str:
         "plan_propose": "plans",
         "plan_decide": "plans",
         "update": "updates",
+        "card_check_in": "sandbox",
     }.get(action, "top")
