@@ -52,20 +52,65 @@
 
   // --- small form helpers ---------------------------------------------------------------
 
-  // A search box that narrows a <select> of people; works on whatever the panel holds now.
+  // A search box that narrows a <select> of people. The names on the page narrow it at
+  // once; with data-search-url the people API (name, email, username) then answers, and
+  // its matches are what the select offers. Without script the select alone still works.
+  function narrow(select, test) {
+    var firstMatch = null;
+    Array.prototype.forEach.call(select.options, function (o) {
+      var hit = o.value === "" || test(o);
+      o.hidden = !hit;
+      if (hit && o.value !== "" && !firstMatch) firstMatch = o;
+    });
+    if (firstMatch && select.selectedOptions[0] && select.selectedOptions[0].hidden) firstMatch.selected = true;
+    return firstMatch;
+  }
+
+  var searches = {};
+
+  function searchPeople(box, select, q) {
+    var url = box.dataset.searchUrl;
+    if (!url) return;
+    var state = searches[select.id] = searches[select.id] || { timer: null, seq: 0 };
+    clearTimeout(state.timer);
+    // Debounced: one request once the user pauses, not one per keystroke.
+    state.timer = setTimeout(function () {
+      var mine = ++state.seq;
+      box.setAttribute("aria-busy", "true");
+      fetch(url + "?limit=20&search=" + encodeURIComponent(q), {
+        credentials: "same-origin", headers: { "Accept": "application/json" }
+      })
+        .then(function (res) { if (!res.ok) throw new Error("people " + res.status); return res.json(); })
+        .then(function (page) {
+          if (mine !== state.seq || box.value.trim() !== q) return;  // an older answer
+          var current = document.getElementById(select.id) || select;
+          var ids = {};
+          (page.results || page).forEach(function (p) {
+            ids[String(p.id)] = true;
+            if (!current.querySelector('option[value="' + p.id + '"]')) current.add(new Option(p.name, p.id));
+          });
+          var first = narrow(current, function (o) { return ids[o.value]; });
+          var status = document.getElementById(box.id + "-status");
+          if (status) {
+            status.textContent = first ? fmt(_("%s found"), [Object.keys(ids).length]) : _("Nobody found");
+          }
+        })
+        .catch(function () { /* the names on the page still narrow the select */ })
+        .then(function () { box.removeAttribute("aria-busy"); });
+    }, 250);
+  }
+
   document.addEventListener("input", function (e) {
     var box = e.target;
     if (box.matches && box.matches("input[data-filters]")) {
       var select = document.getElementById(box.dataset.filters);
       if (!select) return;
-      var q = box.value.trim().toLowerCase();
-      var firstMatch = null;
-      Array.prototype.forEach.call(select.options, function (o) {
-        var hit = !q || o.value === "" || o.text.toLowerCase().indexOf(q) !== -1;
-        o.hidden = !hit;
-        if (hit && o.value !== "" && !firstMatch) firstMatch = o;
-      });
-      if (q && firstMatch && select.selectedOptions[0] && select.selectedOptions[0].hidden) firstMatch.selected = true;
+      var q = box.value.trim();
+      var lower = q.toLowerCase();
+      narrow(select, function (o) { return !lower || o.text.toLowerCase().indexOf(lower) !== -1; });
+      var status = document.getElementById(box.id + "-status");
+      if (status) status.textContent = "";
+      if (q) searchPeople(box, select, q);
       return;
     }
     if (box.form && box.type !== "search") box.form.dataset.dirty = "1";
@@ -218,14 +263,19 @@
     var main = this.main;
     var grid = main.querySelector(".room-grid");
     var seen = {};
+    var previous = null;
     doc.querySelectorAll("[data-region]").forEach(function (fresh) {
       var name = fresh.dataset.region;
       seen[name] = true;
+      var after = previous;
+      previous = name;
       if (name === "timeline" && !all) return;
       var current = main.querySelector('[data-region="' + name + '"]');
       var node = document.importNode(fresh, true);
       if (!current) {
-        grid.insertBefore(node, main.querySelector('[data-region="timeline"]'));
+        // A panel that appears (the recovery summary, the sandbox) goes where the server puts it.
+        var before = after && main.querySelector('[data-region="' + after + '"]');
+        grid.insertBefore(node, before ? before.nextSibling : grid.firstChild);
         return;
       }
       keepWhatTheUserTyped(current, node);
