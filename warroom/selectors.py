@@ -5,6 +5,7 @@ a sentence from `event_text()` in the reader's language, so that the page and th
 updates say the same thing in the same words.
 """
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -150,6 +151,13 @@ class SandboxItem:
     recipient: str
     members: list[str] = field(default_factory=list)
     anchor: str = ""
+    text: str = ""
+
+
+def _as_shown(markdown: str) -> str:
+    """A group message roughly as DingTalk shows its markdown: no heading marks, links as text."""
+    text = re.sub(r"^#+\s*", "", markdown, flags=re.MULTILINE)
+    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r"\1 (\2)", text)
 
 
 @dataclass
@@ -446,8 +454,13 @@ def sandbox_view(fault: Fault, me: Person | None, roles: list[RoleRow]) -> dict:
     items = []
     for m in messages[::-1][:SANDBOX_ON_PAGE]:
         what = _SANDBOX_WHAT.get(m.channel, "other")
-        item = SandboxItem(message=m, what=what, label=str(Channel(m.channel).label) if m.channel in Channel.values else m.channel,
-                           recipient=m.recipient)
+        item = SandboxItem(
+            message=m,
+            what=what,
+            label=str(Channel(m.channel).label) if m.channel in Channel.values else m.channel,
+            recipient=m.recipient,
+            text=_as_shown(m.body) if what == "group_message" else m.body,
+        )
         payload = m.payload or {}
         if what == "group":
             owner = payload.get("owner_user_id")
