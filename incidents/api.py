@@ -47,7 +47,7 @@ class FaultFilter(django_filters.FilterSet):
 
     def filter_business(self, queryset, name, value):
         key = Q(affected_business__slug=value) | Q(suspected_cause_businesses__slug=value)
-        if value.isdigit():
+        if value.isascii() and value.isdigit() and len(value) < 19:
             key |= Q(affected_business_id=int(value)) | Q(suspected_cause_businesses__id=int(value))
         return queryset.filter(key).distinct()
 
@@ -82,7 +82,7 @@ class FaultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         # Look the fault up among all faults, so that one the user may not see is a 403
         # that says so rather than a puzzling 404.
         pk = str(self.kwargs["pk"])
-        fault = Fault.objects.filter(pk=int(pk)).first() if pk.isdigit() else None
+        fault = Fault.objects.filter(pk=int(pk)).first() if pk.isascii() and pk.isdigit() and len(pk) < 19 else None
         if fault is None:
             raise Http404(f"There is no fault {pk}.")
         if not permissions.can_view(self.request.user, fault):
@@ -111,7 +111,7 @@ class FaultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         raw = request.query_params.get("after", "0")
         try:
             after = int(raw)
-            if after < 0:
+            if not 0 <= after < 2**31:
                 raise ValueError
         except ValueError:
             raise ValidationError({"after": "Give the last seq you have, a whole number of 0 or more."}) from None

@@ -11,21 +11,36 @@ class LevelField(serializers.Field):
     default_error_messages = {"invalid": "Level must be one of P1, P2, P3, P4."}
 
     def to_internal_value(self, data):
-        if isinstance(data, bool):
+        # Whole numbers only: 1.7 must not quietly become P1, and 1e999 must not crash.
+        if isinstance(data, bool) or not isinstance(data, (int, str)):
             self.fail("invalid")
         if isinstance(data, str):
             text = data.strip().upper()
             data = text[1:] if text.startswith("P") else text
-        try:
-            value = int(data)
-        except (TypeError, ValueError):
-            self.fail("invalid")
+            if not (data.isascii() and data.isdigit()):
+                self.fail("invalid")
+        value = int(data)
         if value not in Level.values:
             self.fail("invalid")
         return value
 
     def to_representation(self, value):
         return Level(value).label
+
+
+class IdField(serializers.PrimaryKeyRelatedField):
+    """A primary key that must be a whole number (1e999 or 1.5 are input errors, not crashes)."""
+
+    default_error_messages = {"incorrect_type": "Incorrect type. Expected pk value, received {data_type}."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not (
+            isinstance(data, int) or (isinstance(data, str) and data.isascii() and data.isdigit())
+        ):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        if int(data) > 2**63 - 1:
+            self.fail("does_not_exist", pk_value=data)
+        return super().to_internal_value(int(data))
 
 
 class PersonRefSerializer(serializers.ModelSerializer):
@@ -97,13 +112,11 @@ class FaultDeclareSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=200)
     level = LevelField()
     impact = serializers.CharField(required=False, allow_blank=True, default="")
-    affected_business = serializers.PrimaryKeyRelatedField(queryset=Business.objects.all())
-    suspected_cause_businesses = serializers.PrimaryKeyRelatedField(
-        queryset=Business.objects.all(), many=True, required=False, default=list
-    )
+    affected_business = IdField(queryset=Business.objects.all())
+    suspected_cause_businesses = IdField(queryset=Business.objects.all(), many=True, required=False, default=list)
     detected_at = serializers.DateTimeField(required=False)
-    commander = serializers.PrimaryKeyRelatedField(queryset=Person.objects.all(), required=False)
-    fault_handler = serializers.PrimaryKeyRelatedField(queryset=Person.objects.all(), required=False)
+    commander = IdField(queryset=Person.objects.all(), required=False)
+    fault_handler = IdField(queryset=Person.objects.all(), required=False)
 
 
 class LevelChangeSerializer(serializers.Serializer):
@@ -116,12 +129,12 @@ class ReasonSerializer(serializers.Serializer):
 
 
 class AssignSerializer(serializers.Serializer):
-    person = serializers.PrimaryKeyRelatedField(queryset=Person.objects.all())
+    person = IdField(queryset=Person.objects.all())
     role = serializers.ChoiceField(choices=RoleAssignment.Role.choices)
 
 
 class CheckInSerializer(serializers.Serializer):
-    person = serializers.PrimaryKeyRelatedField(
+    person = IdField(
         queryset=Person.objects.all(), required=False, help_text="Defaults to the signed-in user's person."
     )
 
@@ -148,7 +161,7 @@ class TaskSerializer(serializers.ModelSerializer):
 
 
 class TaskCreateSerializer(serializers.Serializer):
-    assignee = serializers.PrimaryKeyRelatedField(queryset=Person.objects.all())
+    assignee = IdField(queryset=Person.objects.all())
     kind = serializers.ChoiceField(choices=Task.Kind.choices)
     title = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")

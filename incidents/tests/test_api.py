@@ -428,3 +428,31 @@ def test_businesses_and_people_are_listed_and_searchable(cast):
     people = [p["name"] for p in c.get("/api/v1/people/?search=zhang").json()["results"]]
     assert people == ["Zhang Wei"]
     assert client_for().get("/api/v1/people/").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "tail, body, field",
+    [
+        ("level/", '{"level": 1e999}', "level"),
+        ("level/", '{"level": 1.7}', "level"),
+        ("level/", '{"level": "١"}', "level"),
+        ("plans/", '{"description": "x", "expected_impact": 1e999}', "expected_impact"),
+        ("assign/", '{"person": 1e999, "role": "emergency_handler"}', "person"),
+        ("assign/", '{"person": 1.5, "role": "emergency_handler"}', "person"),
+        ("assign/", '{"person": 99999999999999999999999, "role": "emergency_handler"}', "person"),
+    ],
+)
+def test_numbers_that_are_not_whole_small_numbers_are_400_not_500(cast, tail, body, field):
+    response = client_for(cast.commander_user).post(url(cast.fault, tail), body, content_type="application/json")
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/faults/%C2%B2/", "/api/v1/faults/99999999999999999999999/"])
+def test_odd_fault_ids_are_404(cast, path):
+    assert client_for(cast.stakeholder).get(path).status_code == 404
+
+
+def test_a_huge_after_is_400(cast):
+    response = client_for(cast.stakeholder).get(url(cast.fault, "timeline/?after=" + "9" * 30))
+    assert response.status_code == 400
