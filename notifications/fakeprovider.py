@@ -205,6 +205,10 @@ class FakeProvider:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The status line and headers go out in one write, the body in another; with
+            # Nagle's algorithm on, the body waits for the client's delayed ACK (~40 ms on
+            # Linux), a stall no real provider adds to every request.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):
                 pass
