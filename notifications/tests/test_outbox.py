@@ -6,6 +6,7 @@ from incidents import services as incident_services
 from incidents.models import TimelineEvent
 from notifications import services
 from notifications.models import Channel, Delivery
+from warroom.embedded_redis import free_port
 
 from . import factories
 from .factories import M
@@ -348,3 +349,15 @@ def test_the_delivery_task_is_queued_only_when_the_row_commits(providers, clock,
         page(li, fault)  # the same page again queues nothing more
     assert len(queued) == 1
     assert Delivery.objects.get(pk=d.pk).queued_at == clock.now()
+
+
+def test_a_page_still_goes_out_while_the_token_cache_is_down(providers, clock, settings):
+    # Redis restarting: the shared DingTalk token cache refuses connections. The request has
+    # not left yet, so failing here would later be taken for an ambiguous send.
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}
+    }
+    d = page(factories.person("Li Lei"))
+
+    assert services.delivery_attempt(delivery_id=d.pk) == Status.SENT
+    assert len(providers.calls(DING)) == 1 and len(providers.calls("/v1.0/oauth2/accessToken")) == 1

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import urllib.parse
 
 from django.conf import settings
@@ -16,6 +17,8 @@ from django.core.cache import cache
 from warroom import clock
 
 from .base import Sent, TransportError, http_request, json_of
+
+log = logging.getLogger(__name__)
 
 # DingTalk says the token lives 7,200 s; renew well before, since workers share it.
 TOKEN_MARGIN = 300
@@ -36,7 +39,7 @@ def _token_key() -> str:
 def access_token(*, refresh: bool = False) -> str:
     """The app's access token, from the shared cache unless `refresh`."""
     if not refresh:
-        token = cache.get(_token_key())
+        token = _cached(cache.get, _token_key())
         if token:
             return token
     response = http_request(
@@ -48,8 +51,18 @@ def access_token(*, refresh: bool = False) -> str:
     if response.status_code != 200 or not data.get("accessToken"):
         raise _error(response, data, doing="get an access token")
     ttl = max(int(data.get("expireIn", 7200)) - TOKEN_MARGIN, 60)
-    cache.set(_token_key(), data["accessToken"], ttl)
+    _cached(cache.set, _token_key(), data["accessToken"], ttl)
     return data["accessToken"]
+
+
+def _cached(operation, *args):
+    """The token cache is a saving, not a dependency: with Redis down (restarting), go on
+    without it. Failing here would leave a row whose request never left looking ambiguous."""
+    try:
+        return operation(*args)
+    except Exception:
+        log.warning("the DingTalk token cache is unavailable; going on without it", exc_info=True)
+        return None
 
 
 def _error(response, data: dict, *, doing: str) -> TransportError:
