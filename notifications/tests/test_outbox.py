@@ -361,3 +361,23 @@ def test_a_page_still_goes_out_while_the_token_cache_is_down(providers, clock, s
 
     assert services.delivery_attempt(delivery_id=d.pk) == Status.SENT
     assert len(providers.calls(DING)) == 1 and len(providers.calls("/v1.0/oauth2/accessToken")) == 1
+
+
+def test_a_group_message_whose_token_request_timed_out_is_retried_not_lost(providers, clock, monkeypatch):
+    from django.core.cache import cache
+
+    from notifications.transports import dingtalk
+
+    from .test_transport_dingtalk import timeout_once
+
+    cache.delete(dingtalk._token_key())
+    timeout_once(monkeypatch, "/v1.0/oauth2/accessToken")
+    d = services.delivery_create(
+        fault=fault_alone(), channel=Channel.DINGTALK_GROUP_MESSAGE, target="cidGroup1",
+        subject="P1 #1", body="Progress: rolling back", idempotency_key="group-message-after-token-timeout",
+    )
+
+    assert services.delivery_attempt(delivery_id=d.pk) == Status.PENDING
+    d.refresh_from_db()
+    assert not d.unconfirmed and "access token" in d.last_error
+    assert providers.calls("/v1.0/robot/groupMessages/send") == []

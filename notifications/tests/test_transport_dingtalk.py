@@ -5,6 +5,7 @@ import json
 import urllib.parse
 
 import pytest
+from django.core.cache import cache
 
 from notifications.transports import dingtalk
 from notifications.transports.base import TransportError
@@ -159,3 +160,29 @@ def test_a_wrong_robot_secret_is_refused_with_errcode_310000(providers):
     with pytest.raises(TransportError) as caught:
         dingtalk.custom_robot_send(access_token="fake-robot-token", secret="wrong", title="P1", text="x")
     assert caught.value.permanent and "310000" in caught.value.message
+
+
+def test_a_token_request_that_times_out_is_retryable_not_ambiguous(providers, monkeypatch):
+    cache.delete(dingtalk._token_key())
+    timeout_once(monkeypatch, TOKEN)
+    with pytest.raises(TransportError) as caught:
+        dingtalk.ding_send(remind_type=3, user_ids=["u1"], content="x")
+    assert not caught.value.ambiguous and not caught.value.permanent
+    assert providers.calls(DING) == []
+
+
+def timeout_once(monkeypatch, path):
+    """The next request to `path` times out on its way back, as a slow provider's would."""
+    import requests
+    import requests.adapters
+
+    guarded_send = requests.adapters.HTTPAdapter.send
+    pending = [path]
+
+    def send(self, request, *args, **kwargs):
+        if pending and urllib.parse.urlsplit(request.url).path == pending[0]:
+            pending.pop()
+            raise requests.ReadTimeout(f"read timed out: {request.url}")
+        return guarded_send(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)

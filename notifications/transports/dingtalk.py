@@ -37,16 +37,26 @@ def _token_key() -> str:
 
 
 def access_token(*, refresh: bool = False) -> str:
-    """The app's access token, from the shared cache unless `refresh`."""
+    """The app's access token, from the shared cache unless `refresh`.
+
+    Raises TransportError, never ambiguous: no message goes with the token request.
+    """
     if not refresh:
         token = _cached(cache.get, _token_key())
         if token:
             return token
-    response = http_request(
-        "POST",
-        f"{settings.DINGTALK_API_BASE}/v1.0/oauth2/accessToken",
-        json={"appKey": settings.DINGTALK_APP_KEY, "appSecret": settings.DINGTALK_APP_SECRET},
-    )
+    try:
+        response = http_request(
+            "POST",
+            f"{settings.DINGTALK_API_BASE}/v1.0/oauth2/accessToken",
+            json={"appKey": settings.DINGTALK_APP_KEY, "appSecret": settings.DINGTALK_APP_SECRET},
+        )
+    except TransportError as error:
+        # Whatever became of the token request, the message it was for has not left: the
+        # send is safe to retry, even on a channel without an idempotency key.
+        raise TransportError(
+            f"DingTalk could not get an access token: {error.message}", retry_after=error.retry_after
+        ) from error
     data = json_of(response)
     if response.status_code != 200 or not data.get("accessToken"):
         raise _error(response, data, doing="get an access token")
