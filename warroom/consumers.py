@@ -59,6 +59,7 @@ class FaultConsumer(AsyncWebsocketConsumer):
         self.fault_id = int(self.scope["url_route"]["kwargs"]["fault_id"])
         self.group = fault_group(self.fault_id)
         self.last_sent = None  # None until the client says where it is
+        self.sent: set[int] = set()  # every seq sent on this connection, so none goes twice
         self.language = self._language()
         user = self.scope.get("user")
 
@@ -85,12 +86,11 @@ class FaultConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         try:
             message = json.loads(text_data or "")
-            if message.get("type") != "resume":
+            after = message["after"] if message.get("type") == "resume" else None
+            # A whole number only: 1e999 or 2.5 are not a seq, and must not crash the socket.
+            if type(after) is not int or not 0 <= after < 2**31:
                 raise ValueError
-            after = int(message["after"])
-            if after < 0:
-                raise ValueError
-        except (ValueError, TypeError, KeyError, AttributeError):
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
             await self._send({"type": "error", "message": 'Send {"type": "resume", "after": <last seq>}.'})
             return
         await self._catch_up(after)
@@ -115,9 +115,8 @@ class FaultConsumer(AsyncWebsocketConsumer):
             self.last_sent = last_seq
             await self._send({"type": "snapshot", "seq": last_seq})
             return
-        if self.last_sent is not None:
-            events = [e for e in events if e["seq"] > self.last_sent]
-        await self._send_events(events)
+        # What the client says it lacks, less what this connection already sent it.
+        await self._send_events([e for e in events if e["seq"] not in self.sent])
         self.last_sent = max(self.last_sent or 0, after, last_seq)
         await self._send({"type": "caught_up", "seq": self.last_sent})
 
@@ -126,14 +125,15 @@ class FaultConsumer(AsyncWebsocketConsumer):
             texts = [selectors.with_text(e) for e in events]
         for event in texts:
             await self._send({"type": "event", "event": event})
-            self.last_sent = event["seq"]
+            self.sent.add(event["seq"])
+            self.last_sent = max(self.last_sent or 0, event["seq"])
 
     async def _send(self, message: dict) -> None:
         await self.send(text_data=json.dumps(message, ensure_ascii=False))
 
     @database_sync_to_async
     def _may_see(self, user) -> str:
-        fault = Fault.objects.filter(pk=self.fault_id).first()
+        fault = Fault.objects.filter(pk=self.fault_id).first() if self.fault_id < 2**63 else None
         if fault is None:
             return "missing"
         return "ok" if permissions.can_view(user, fault) else "forbidden"
