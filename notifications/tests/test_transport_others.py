@@ -56,3 +56,41 @@ def test_the_guard_refuses_requests_that_would_leave_the_machine(outbound_guard)
         requests.get("https://api.dingtalk.com/v1.0/oauth2/accessToken", timeout=1)
     assert outbound_guard == ["https://api.dingtalk.com/v1.0/oauth2/accessToken"]
     outbound_guard.clear()  # seen and expected here; any other test would fail
+
+
+@pytest.fixture
+def silent_mail_server(settings):
+    """A mail server that takes the connection and never greets: the client's connect times out."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)  # the kernel completes the handshake; nobody ever accepts
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.getsockname()[1]
+    settings.EMAIL_TIMEOUT = 0.3
+    yield server
+    server.close()
+
+
+def test_a_mail_server_that_never_answers_the_connection_is_retryable_not_ambiguous(silent_mail_server):
+    with pytest.raises(TransportError) as caught:
+        email.send(to="li@example.com", subject="P1 #7", body="x", message_id="w1")
+    assert not caught.value.ambiguous and not caught.value.permanent
+
+
+def test_an_email_whose_connection_timed_out_is_retried_not_dropped(silent_mail_server, clock):
+    from notifications import services
+    from notifications.models import Channel, Delivery
+
+    from .test_outbox import fault_alone
+
+    d = services.delivery_create(
+        fault=fault_alone(), channel=Channel.EMAIL, target="ops@example.com", subject="P1 #1", body="x",
+        idempotency_key="email-after-connect-timeout",
+    )
+    assert d.transport == Channel.EMAIL
+
+    assert services.delivery_attempt(delivery_id=d.pk) == Delivery.Status.PENDING
+    d.refresh_from_db()
+    assert not d.unconfirmed and "could not connect" in d.last_error
