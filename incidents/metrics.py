@@ -13,6 +13,8 @@ the obligation started (declaration, assignment, task creation).
 
 from datetime import datetime, timedelta
 
+from django.utils.translation import pgettext
+
 from .models import Fault, RecoverySummary, SLAPolicy, StatusUpdate
 
 REACHED = ("sent", "delivered", "answered")
@@ -124,13 +126,15 @@ def summary_store(*, fault: Fault, at: datetime) -> RecoverySummary:
 
 
 def format_duration(seconds: float | None) -> str:
+    """A duration as people say it, in the active language ("2m 05s", "2分05秒")."""
     if seconds is None:
         return "—"
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
+    values = {"h": hours, "m": minutes, "s": secs}
     if hours:
-        return f"{hours}h {minutes:02d}m"
+        return pgettext("duration", "%(h)dh %(m)02dm") % values
     if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+        return pgettext("duration", "%(m)dm %(s)02ds") % values
+    return pgettext("duration", "%(s)ds") % values

@@ -92,5 +92,11 @@ def test_the_summary_and_trends_are_in_the_api(clock):
     assert outsider.get("/api/v1/metrics/").status_code == 403
 
 
-def test_durations_read_as_people_say_them():
-    assert [metrics.format_duration(s) for s in (None, 9, 125, 3 * 3600 + 61)] == ["—", "9s", "2m 05s", "3h 01m"]
+def test_durations_read_as_people_say_them_in_their_language():
+    from django.utils import translation
+
+    seconds = (None, 9, 125, 3 * 3600 + 61)
+    with translation.override("en"):
+        assert [metrics.format_duration(s) for s in seconds] == ["—", "9s", "2m 05s", "3h 01m"]
+    with translation.override("zh-hans"):
+        assert [metrics.format_duration(s) for s in seconds] == ["—", "9秒", "2分05秒", "3小时01分"]
