@@ -275,7 +275,14 @@ def delivery_attempt(*, delivery_id: int) -> str | None:
         _finish(lease, status=Status.CANCELLED, error=f"{delivery.person.name} has checked in")
         return Status.CANCELLED
     # From here on the request may leave: a worker that dies now leaves an ambiguous row.
-    Delivery.objects.filter(pk=delivery.pk, lease_token=lease.token).update(dispatched_at=clock.now())
+    # Only while our lease holds: a worker stalled past it has lost the row to the sweeper,
+    # which may already have handed it to another worker, and must not send it too.
+    dispatched = Delivery.objects.filter(pk=delivery.pk, status=Status.SENDING, lease_token=lease.token).update(
+        dispatched_at=clock.now()
+    )
+    if dispatched != 1:
+        log.warning("delivery %s was reclaimed before we sent it", delivery.pk)
+        return None
     try:
         sent = _send(delivery)
     except TransportError as error:

@@ -381,3 +381,28 @@ def test_a_group_message_whose_token_request_timed_out_is_retried_not_lost(provi
     d.refresh_from_db()
     assert not d.unconfirmed and "access token" in d.last_error
     assert providers.calls("/v1.0/robot/groupMessages/send") == []
+
+
+def test_a_worker_whose_lease_expired_before_sending_does_not_send(providers, clock, settings):
+    from django.db import connection
+
+    d = page(factories.person("Li Lei"))
+    stalled = []
+
+    def stall_past_the_lease(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not stalled and "incidents_roleassignment" in sql:
+            # The worker has claimed the row and is checking the check-in; it stalls here (GC,
+            # a lock wait, a paused VM) until the sweeper has reclaimed the row.
+            stalled.append(sql)
+            clock.advance(timedelta(seconds=settings.NOTIFY_LEASE_SECONDS + 1))
+            assert services.deliveries_sweep()["reclaimed"] == 1
+        return result
+
+    with connection.execute_wrapper(stall_past_the_lease):
+        assert services.delivery_attempt(delivery_id=d.pk) is None
+    assert stalled and providers.calls(DING) == []
+
+    clock.advance(timedelta(seconds=settings.NOTIFY_BACKOFF_MAX + 1))
+    assert services.delivery_attempt(delivery_id=d.pk) == Status.SENT  # the worker the sweeper re-queued
+    assert len(providers.calls(DING)) == 1
