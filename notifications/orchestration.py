@@ -202,7 +202,8 @@ def _resolved(event, fault: Fault) -> None:
     Deadline.objects.filter(fault=fault, done_at__isnull=True).update(done_at=now)
     _cancel_after_commit(fault, reason)
     if event.kind == "fault.recovered":
-        notification_round(fault=fault, round="recovered", final=True)
+        # Keyed by the event: a fault reopened and recovered again is announced again.
+        notification_round(fault=fault, round=f"recovered:{event.seq}", final=True)
 
 
 def _reopened(event, fault: Fault) -> None:

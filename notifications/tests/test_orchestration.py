@@ -426,3 +426,21 @@ def test_with_no_provider_the_sandbox_shows_the_group_the_card_and_the_calls(wor
     assert Channel.DINGTALK_DING_PHONE in channels and Channel.ALIYUN_VOICE in channels
     assert CollaborationGroup.objects.get(fault=fault).open_conversation_id.startswith("sandbox-")
     assert any(t.startswith("Collaboration group created with Li Lei") and t.endswith("(sandbox)") for t in texts(fault))
+
+
+def test_a_second_recovery_after_reopening_is_announced_too(world, providers, clock, act):
+    fault = declare(world, act)
+    tick(act)
+    act(incidents.fault_mark_recovered, fault=fault)
+    tick(act)
+    recovered = len(sms_to(providers, world.wu))
+    act(incidents.fault_reopen, fault=fault, reason="it came back")
+    tick(act)  # the repeat is due at once after reopening
+    assert len(sms_to(providers, world.wu)) == recovered + 1
+
+    clock.advance(timedelta(minutes=5))
+    act(incidents.fault_mark_recovered, fault=fault)
+    tick(act)
+    assert len(sms_to(providers, world.wu)) == recovered + 2
+    group_messages = [c.json["msgParam"] for c in providers.calls(GROUP_MESSAGE) if c.json["openConversationId"] == "cidNotify=="]
+    assert sum(": recovered" in m for m in group_messages) == 2
