@@ -44,7 +44,8 @@ def dingtalk_card_callback(request):
     signature = request.headers.get("x-ddpaas-signature", "")
     if not timestamp or not signature:
         return _refuse(401, "Missing x-ddpaas-signature or x-ddpaas-signature-timestamp.")
-    if not hmac.compare_digest(card_signature(secret, timestamp), signature):
+    # Bytes: compare_digest refuses str with non-ASCII characters, which anyone can send.
+    if not hmac.compare_digest(card_signature(secret, timestamp).encode(), signature.encode("utf-8", "replace")):
         return _refuse(401, "The signature does not match.")
     try:
         skew = abs(int(clock.now().timestamp() * 1000) - int(timestamp))

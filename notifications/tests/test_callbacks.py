@@ -66,6 +66,8 @@ def test_repeated_clicks_check_in_once(client, providers, card, clock):
     [
         ({}, "Missing x-ddpaas-signature"),
         ({"x-ddpaas-signature-timestamp": "1700000000000", "x-ddpaas-signature": "bm90IGl0"}, "does not match"),
+        ({"x-ddpaas-signature-timestamp": "1700000000000", "x-ddpaas-signature": "签名é"}, "does not match"),
+        ({"x-ddpaas-signature-timestamp": "时间", "x-ddpaas-signature": "bm90IGl0"}, "does not match"),
     ],
 )
 def test_a_click_without_a_valid_signature_is_refused(client, providers, card, headers, message):
