@@ -902,9 +902,11 @@ def _task_overdue(d: Deadline, fault: Fault, sla: Sla, now) -> str | None:
         return None
     assignee = task.assignee
     data = {"task": task.pk, "title": task.title, "assignee": _ref(assignee), "due_at": task.due_at.isoformat()}
+    # Keyed by the due time too: once the commander moves it, a new reminder is a new message.
+    due = int(task.due_at.timestamp())
     if d.stage == 0:
         _remind(
-            fault, assignee, key=f"fault:{fault.pk}:task:{task.pk}:reminder",
+            fault, assignee, key=f"fault:{fault.pk}:task:{task.pk}:reminder:{due}",
             subject=f"Task not acknowledged: {task.title}",
             body=f"Your task “{task.title}” on {_headline(fault)} is waiting for you. Acknowledge it: {war_room_url(fault)}",
         )
@@ -917,7 +919,7 @@ def _task_overdue(d: Deadline, fault: Fault, sla: Sla, now) -> str | None:
     commander = _commander(fault)
     if commander is not None:
         _remind(
-            fault, commander, key=f"fault:{fault.pk}:task:{task.pk}:flagged",
+            fault, commander, key=f"fault:{fault.pk}:task:{task.pk}:flagged:{due}",
             subject=f"Task unanswered: {task.title}",
             body=f"{assignee.name} has not acknowledged “{task.title}” on {_headline(fault)}. {war_room_url(fault)}",
         )

@@ -325,6 +325,29 @@ def test_an_unacknowledged_task_reminds_its_assignee_then_is_flagged_to_the_comm
     assert breach.data["task"] == task.pk
 
 
+def test_a_task_whose_due_time_was_moved_is_reminded_again_when_it_passes(world, providers, clock, act):
+    from warroom import clock as product_clock
+
+    fault = declare(world, act)
+    tick(act)
+    for person in (world.li, world.han, world.wang):
+        act(incidents.role_check_in, fault=fault, person=person)
+    task = act(incidents.task_create, fault=fault, assignee=world.han, kind=Task.Kind.RECOVER, title="Roll back")
+    clock.advance(timedelta(minutes=5))
+    act(incidents.status_update_post, fault=fault, body="Rolling back")  # keep the progress SLA quiet
+    clock.advance(timedelta(minutes=10))
+    tick(act)
+    assert len(events(fault, "sla.reminder")) == 1 and len(sms_to(providers, world.han)) == 1
+
+    act(incidents.task_update, task=task, due_at=product_clock.now() + timedelta(minutes=10))
+    clock.advance(timedelta(minutes=5))
+    act(incidents.status_update_post, fault=fault, body="Still rolling back")
+    clock.advance(timedelta(minutes=6))
+    tick(act)
+    assert len(events(fault, "sla.reminder")) == 2
+    assert len(sms_to(providers, world.han)) == 2  # the second reminder went out, not only onto the timeline
+
+
 def test_an_acknowledged_task_is_not_reminded(world, providers, clock, act):
     fault = declare(world, act)
     task = act(incidents.task_create, fault=fault, assignee=world.han, kind=Task.Kind.RECOVER, title="Roll back")
