@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 
 from django.conf import settings
 from django.http import Http404, JsonResponse
@@ -23,6 +24,30 @@ log = logging.getLogger(__name__)
 
 # DingTalk signs the timestamp only; refuse old ones so a captured click cannot be replayed.
 CARD_TIMESTAMP_TOLERANCE_MS = 3600 * 1000
+
+
+def _not_a_number(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def parse_json(raw: bytes):
+    """Parse a request body as strict JSON.
+
+    Raises ValueError for anything but JSON: NaN and Infinity (which Python accepts and the
+    database's JSON check refuses), numbers too large for a float, and nesting too deep to
+    parse (RecursionError otherwise).
+    """
+    try:
+        return json.loads(raw, parse_constant=_not_a_number, parse_float=_finite)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
 
 
 def _refuse(status: int, message: str) -> JsonResponse:
@@ -54,9 +79,9 @@ def dingtalk_card_callback(request):
     if skew > CARD_TIMESTAMP_TOLERANCE_MS:
         return _refuse(401, "The signature timestamp is more than an hour off.")
     try:
-        body = json.loads(request.body)
-    except ValueError:
-        return _refuse(400, "The body is not JSON.")
+        body = parse_json(request.body)
+    except ValueError as error:
+        return _refuse(400, f"The body is not JSON: {error}.")
     if not isinstance(body, dict):
         return _refuse(400, "The body must be a JSON object.")
     out_track_id, user_id = body.get("outTrackId"), body.get("userId")
@@ -83,9 +108,9 @@ def _receipt_items(request, secret: str):
     if not expected or not hmac.compare_digest(expected.encode(), secret.encode()):
         raise Http404("No such receipt endpoint.")
     try:
-        items = json.loads(request.body)
-    except ValueError:
-        return None, _receipt_refusal("The body is not JSON.")
+        items = parse_json(request.body)
+    except ValueError as error:
+        return None, _receipt_refusal(f"The body is not JSON: {error}.")
     if isinstance(items, dict):
         items = [items]
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):

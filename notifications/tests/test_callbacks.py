@@ -173,3 +173,23 @@ def test_receipts_need_the_secret_path_and_a_json_array(client, providers):
 def test_receipts_are_off_without_a_secret(client, settings):
     settings.ALIYUN_RECEIPT_SECRET = ""
     assert client.post("/notifications/receipts//aliyun/sms/", "[]", content_type="application/json").status_code == 404
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_a_receipt_with_nan_or_infinity_is_a_400_not_a_500(client, providers, clock, number):
+    d = sent_page(providers, M.ALIYUN_SMS)
+    body = '[{"out_id": "%s", "success": true, "send_time": %s}]' % (d.provider_key, number)
+    response = client.post(SMS_URL, body, content_type="application/json")
+    assert response.status_code == 400 and response.json()["code"] == 1
+    d.refresh_from_db()
+    assert d.status == Status.SENT  # the provider sends it again, in proper JSON
+
+
+def test_deeply_nested_json_is_a_400_on_receipts_and_on_the_card_callback(client, providers, card, clock):
+    deep = "[" * 5000 + "]" * 5000
+    receipt = client.post(SMS_URL, deep, content_type="application/json")
+    assert receipt.status_code == 400 and "nested too deeply" in receipt.json()["msg"]
+    d, li = card
+    _, headers = providers.card_click(d.provider_key, li.dingtalk_user_id, timestamp_ms=int(clock.now().timestamp() * 1000))
+    click = client.post(CARD_URL, deep, content_type="application/json", headers=headers)
+    assert click.status_code == 400 and "nested too deeply" in click.json()["message"]
