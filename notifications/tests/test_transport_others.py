@@ -94,3 +94,37 @@ def test_an_email_whose_connection_timed_out_is_retried_not_dropped(silent_mail_
     assert services.delivery_attempt(delivery_id=d.pk) == Delivery.Status.PENDING
     d.refresh_from_db()
     assert not d.unconfirmed and "could not connect" in d.last_error
+
+
+BROKEN_ANSWERS = {
+    "a bad chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nnot-a-chunk-size\r\n",
+    "a body that is not the gzip it claims": (
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 8\r\nConnection: close\r\n\r\nnot gzip"
+    ),
+}
+
+
+@pytest.mark.parametrize("answer", BROKEN_ANSWERS.values(), ids=BROKEN_ANSWERS.keys())
+def test_an_answer_that_breaks_after_the_request_was_sent_is_ambiguous(answer):
+    """The provider has the request; whatever it did with it, only its answer got lost."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    requests_seen = []
+
+    def serve():
+        connection, _ = server.accept()
+        requests_seen.append(connection.recv(65536))
+        connection.sendall(answer)
+        connection.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    with pytest.raises(TransportError) as caught:
+        webhook.send(url=f"http://127.0.0.1:{server.getsockname()[1]}/hooks/x", payload={}, delivery_id="d1")
+    thread.join()
+    server.close()
+    assert requests_seen and caught.value.ambiguous and not caught.value.permanent

@@ -45,8 +45,9 @@ def http_request(method: str, url: str, **kwargs) -> requests.Response:
     """Send one HTTP request with the configured timeouts.
 
     Returns the response whatever its status; raises TransportError when there is none:
-    ambiguous when the request may have left (read timeout, connection lost mid-way), not
-    ambiguous when it surely did not (connection refused, connect timeout).
+    ambiguous when the request may have left (read timeout, connection lost mid-way, an
+    answer whose body cannot be read), not ambiguous when it surely did not (connection
+    refused, connect timeout).
     """
     kwargs.setdefault("timeout", (settings.NOTIFY_HTTP_CONNECT_TIMEOUT, settings.NOTIFY_HTTP_READ_TIMEOUT))
     try:
@@ -61,6 +62,9 @@ def http_request(method: str, url: str, **kwargs) -> requests.Response:
         reason = repr(exc)
         before_send = "NewConnectionError" in reason or "NameResolutionError" in reason
         raise TransportError(f"connection to {_host(url)} failed: {exc}", ambiguous=not before_send) from exc
+    except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+        # The request was sent and answered; only the answer's body broke on the way back.
+        raise TransportError(f"unreadable answer from {_host(url)}: {exc}", ambiguous=True) from exc
     except requests.RequestException as exc:
         raise TransportError(f"request to {_host(url)} failed: {exc}", permanent=True) from exc
 
