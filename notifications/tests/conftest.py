@@ -63,3 +63,37 @@ def providers(settings, fake):
     settings.NOTIFY_HTTP_READ_TIMEOUT = 0.5
     settings.NOTIFY_MAX_ATTEMPTS = 3
     return fake
+
+
+@pytest.fixture
+def gateway():
+    """A loopback load balancer that answers every request with `gateway.status` and an HTML page,
+    as nginx does when the provider behind it is slow (504) or gone (502)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            server.seen.append(self.path)
+            page = f"<html><body><h1>{server.status}</h1></body></html>".encode()
+            self.send_response(server.status)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server.status, server.seen = 504, []
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

@@ -101,6 +101,16 @@ def test_a_5xx_is_retried(providers):
     assert not caught.value.permanent and not caught.value.ambiguous
 
 
+@pytest.mark.parametrize("status", [502, 504])
+def test_a_gateway_error_may_have_rung_the_phone_so_it_is_ambiguous(providers, gateway, settings, status):
+    gateway.status = status
+    settings.ALIYUN_VOICE_ENDPOINT = gateway.url
+    with pytest.raises(TransportError) as caught:
+        aliyun_voice.call(phone="+8613800000001", params={}, out_id="w1")
+    assert caught.value.ambiguous and not caught.value.permanent
+    assert len(gateway.seen) == 1
+
+
 def test_single_call_by_tts_dials_the_national_number_with_an_out_id(providers):
     sent = aliyun_voice.call(phone="+8613800000001", params={"fault": "#7"}, out_id="w00112233445566")
     [call] = providers.calls("SingleCallByTts")

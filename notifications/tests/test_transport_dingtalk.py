@@ -186,3 +186,23 @@ def timeout_once(monkeypatch, path):
         return guarded_send(self, request, *args, **kwargs)
 
     monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
+
+
+@pytest.mark.parametrize("status", [502, 504])
+def test_a_gateway_error_may_have_rung_the_phone_so_it_is_ambiguous(providers, gateway, settings, status):
+    gateway.status = status
+    settings.DINGTALK_API_BASE = gateway.url
+    cache.set(dingtalk._token_key(), "token-from-before", 60)
+    with pytest.raises(TransportError) as caught:
+        dingtalk.ding_send(remind_type=3, user_ids=["u1"], content="x")
+    assert caught.value.ambiguous and not caught.value.permanent
+    assert gateway.seen == [DING]
+
+
+def test_a_gateway_error_on_the_token_request_is_not_ambiguous(providers, gateway, settings):
+    settings.DINGTALK_API_BASE = gateway.url
+    cache.delete(dingtalk._token_key())
+    with pytest.raises(TransportError) as caught:
+        dingtalk.ding_send(remind_type=3, user_ids=["u1"], content="x")
+    assert not caught.value.ambiguous and not caught.value.permanent
+    assert gateway.seen == [TOKEN]

@@ -14,7 +14,7 @@ from django.conf import settings
 
 from warroom import clock
 
-from .base import TransportError, http_request, json_of
+from .base import GATEWAY_ERRORS, TransportError, http_request, json_of
 
 VERSION = "2017-05-25"
 ALGORITHM = "ACS3-HMAC-SHA256"
@@ -78,7 +78,8 @@ def call(endpoint: str, action: str, params: dict) -> dict:
     if code in THROTTLED:
         return _raise(TransportError(message, retry_after=60 if code == "isv.BUSINESS_LIMIT_CONTROL" else 2))
     if code in TRANSIENT or response.status_code >= 500:
-        return _raise(TransportError(message))
+        # Behind a gateway's 502/504 the SMS may have gone out or the phone be ringing.
+        return _raise(TransportError(message, ambiguous=response.status_code in GATEWAY_ERRORS))
     # Bad signature or key, bad number, template, day limit, no balance: retrying cannot help.
     return _raise(TransportError(message, permanent=True))
 

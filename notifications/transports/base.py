@@ -28,6 +28,11 @@ class TransportError(Exception):
         self.retry_after = retry_after
 
 
+# A gateway in front of the provider gave up waiting (502 Bad Gateway, 504 Gateway Timeout):
+# the provider itself may have received and processed the request.
+GATEWAY_ERRORS = {502, 504}
+
+
 @dataclass
 class Sent:
     """The provider accepted the message."""

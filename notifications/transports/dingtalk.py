@@ -16,7 +16,7 @@ from django.core.cache import cache
 
 from warroom import clock
 
-from .base import Sent, TransportError, http_request, json_of
+from .base import GATEWAY_ERRORS, Sent, TransportError, http_request, json_of
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def access_token(*, refresh: bool = False) -> str:
         ) from error
     data = json_of(response)
     if response.status_code != 200 or not data.get("accessToken"):
-        raise _error(response, data, doing="get an access token")
+        raise _error(response, data, doing="get an access token", carries_message=False)
     ttl = max(int(data.get("expireIn", 7200)) - TOKEN_MARGIN, 60)
     _cached(cache.set, _token_key(), data["accessToken"], ttl)
     return data["accessToken"]
@@ -75,7 +75,7 @@ def _cached(operation, *args):
         return None
 
 
-def _error(response, data: dict, *, doing: str) -> TransportError:
+def _error(response, data: dict, *, doing: str, carries_message: bool = True) -> TransportError:
     code = str(data.get("code") or "")
     message = f"DingTalk could not {doing}: HTTP {response.status_code} {code} {data.get('message', '')}".strip()
     if code in THROTTLED or response.status_code == 429:
@@ -83,7 +83,8 @@ def _error(response, data: dict, *, doing: str) -> TransportError:
     if code in PERMANENT:
         return TransportError(message, permanent=True)
     if response.status_code >= 500:
-        return TransportError(message)
+        # Behind a gateway's 502/504 DingTalk may have sent the message (rung the phone).
+        return TransportError(message, ambiguous=carries_message and response.status_code in GATEWAY_ERRORS)
     if code == "InvalidAuthentication":
         return TransportError(message)  # still refused after a fresh token: try again later
     return TransportError(message, permanent=True)
@@ -233,7 +234,7 @@ def custom_robot_send(*, access_token: str, secret: str, title: str, text: str, 
     data = json_of(response)
     errcode = data.get("errcode")
     if response.status_code >= 500:
-        raise TransportError(f"DingTalk robot: HTTP {response.status_code}")
+        raise TransportError(f"DingTalk robot: HTTP {response.status_code}", ambiguous=response.status_code in GATEWAY_ERRORS)
     if errcode == 410100:
         raise TransportError("DingTalk robot: throttled (20 messages a minute)", retry_after=60)
     if errcode not in (0, None) or response.status_code >= 400:
