@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.parse
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from notifications.fakeprovider import FakeProvider
 from notifications.models import Channel, Delivery
 from warroom.celery import app as celery_app
 from warroom.embedded_redis import EmbeddedRedis, free_port
+from warroom.testing.waiting import wait_for
 
 from . import factories
 from .factories import M
@@ -46,18 +46,6 @@ PROVIDER_SETTINGS = (
     "ALIYUN_ACCESS_KEY_SECRET", "ALIYUN_SMS_SIGN_NAME", "ALIYUN_SMS_TEMPLATE_CODE", "ALIYUN_TTS_CODE",
     "ALIYUN_VOICE_SHOW_NUMBER", "ALIYUN_RECEIPT_SECRET",
 )
-
-
-def wait_for(condition, deadline, what, *, every=0.25):
-    """Poll `condition` until it returns a truthy value; fail with `what` at the deadline."""
-    end = time.monotonic() + deadline
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {deadline} s waiting for {what}")
-        time.sleep(every)
 
 
 def sweeping_until(condition, what, *, deadline=DEADLINE):

@@ -1,6 +1,5 @@
 """The fault socket, against the real ASGI application and the real Redis channel layer."""
 
-from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync

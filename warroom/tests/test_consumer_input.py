@@ -1,9 +1,7 @@
 """What a client sends can be wrong or hostile; the socket answers with an error and keeps going."""
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 
 from incidents.tests.factories import Cast, user
 from warroom.tests.test_consumer import session_cookie, socket, run, add_tasks

@@ -8,28 +8,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
 from warroom.embedded_redis import free_port
+from warroom.testing.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 START_DEADLINE = 180  # seconds: migrations on a cold SQLite file and three interpreters starting
-
-
-def wait_for(condition, deadline, what):
-    """Poll `condition` until it returns a truthy value; fail with `what` at the deadline."""
-    end = time.monotonic() + deadline
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.25)
 
 
 @pytest.fixture
