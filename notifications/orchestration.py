@@ -209,6 +209,7 @@ def _resolved(event, fault: Fault) -> None:
 def _reopened(event, fault: Fault) -> None:
     # Repeats and progress deadlines start again; people are pulled in again by new assignments.
     now, sla = clock.now(), sla_for(fault)
+    _group_create_again(event, fault)
     Deadline.objects.filter(fault=fault, kind=Deadline.Kind.RENOTIFY).update(due_at=now, done_at=None)
     Deadline.objects.filter(fault=fault, kind=Deadline.Kind.PROGRESS).update(
         due_at=now + sla.progress_update_every, done_at=None, stage=0
@@ -315,17 +316,43 @@ def group_open(*, fault: Fault, people: list[Person]) -> CollaborationGroup:
         members=[_member(p) for p in people],
         created_at=clock.now(),
     )
-    services.delivery_create(
+    _group_create(fault, group, key=f"fault:{fault.pk}:group")
+    return group
+
+
+def _group_create(fault: Fault, group: CollaborationGroup, *, key: str) -> Delivery:
+    return services.delivery_create(
         fault=fault,
         channel=Channel.DINGTALK_GROUP_CREATE,
         group=group,
         subject=group.title,
-        body=", ".join(p.name for p in people),
-        idempotency_key=f"fault:{fault.pk}:group",
+        body=", ".join(m["name"] for m in group.members),
+        idempotency_key=key,
         # Retried until it exists; the uuid makes every retry safe.
         max_attempts=settings.NOTIFY_GROUP_MAX_ATTEMPTS,
     )
-    return group
+
+
+def _group_create_again(event, fault: Fault) -> None:
+    """A fault resolved before its group existed cancelled the creation: start it again.
+
+    Same group row, same uuid, so that DingTalk returns the group if an earlier attempt
+    did create it. Whoever was still to be added joins with the creation.
+    """
+    group = CollaborationGroup.objects.filter(fault=fault, open_conversation_id="").first()
+    if group is None:
+        return
+    creates = group.deliveries.filter(channel=Channel.DINGTALK_GROUP_CREATE)
+    if creates.exclude(status=Status.CANCELLED).exists():
+        return  # still under way, or failed for good (and then nothing waits for it)
+    cancelled_adds = group.deliveries.filter(
+        channel=Channel.DINGTALK_GROUP_MEMBER_ADD, status=Status.CANCELLED
+    ).select_related("person")
+    for d in cancelled_adds:
+        if d.person is not None and not group.has_member(d.person_id):
+            group.members.append(_member(d.person))
+    group.save(update_fields=["members"])
+    _group_create(fault, group, key=f"fault:{fault.pk}:group:{event.seq}")
 
 
 def group_join(*, fault: Fault, person: Person) -> Delivery | None:

@@ -437,6 +437,29 @@ def test_changes_before_the_group_exists_wait_for_it(world, providers, clock, ac
     assert [c for c in providers.calls(GROUP_MESSAGE) if c.json["openConversationId"] == group.open_conversation_id]
 
 
+def test_a_fault_resolved_before_its_group_existed_gets_the_group_when_reopened(world, providers, clock, act):
+    providers.fail(CREATE, "5xx")
+    fault = declare(world, act)
+    work(act)  # the create got a 500 and waits for its retry…
+    act(incidents.fault_mark_recovered, fault=fault)  # …which resolving cancels
+    tick(act)
+    group = CollaborationGroup.objects.get(fault=fault)
+    assert group.open_conversation_id == ""
+
+    act(incidents.fault_reopen, fault=fault, reason="it came back")
+    tick(act)
+    act(incidents.status_update_post, fault=fault, body="Looking again")
+    tick(act)
+
+    group.refresh_from_db()
+    first, again = providers.calls(CREATE)
+    assert first.json["uuid"] == again.json["uuid"] == group.uuid and again.status == 200
+    assert group.open_conversation_id == again.answer["open_conversation_id"]
+    in_group = [c.json["msgParam"] for c in providers.calls(GROUP_MESSAGE) if c.json["openConversationId"] == group.open_conversation_id]
+    assert any("Looking again" in m for m in in_group)
+    assert providers.calls(CARD)
+
+
 # --- the sandbox ----------------------------------------------------------------------------
 
 
