@@ -47,6 +47,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, self._on_signal)
         try:
             env = dict(os.environ)
+            # Links in messages point at this server unless SITE_URL says otherwise.
+            env.setdefault("SITE_URL", f"http://{host}:{port}")
             if not os.environ.get("REDIS_URL"):
                 self.stdout.write(f"Starting the embedded Redis on port {settings.EMBEDDED_REDIS_PORT} ...")
                 self.redis = EmbeddedRedis(settings.EMBEDDED_REDIS_PORT, settings.DATA_DIR / "redis").start()
