@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class WarroomConfig(AppConfig):
     name = "warroom"
-    verbose_name = "War room"
+    verbose_name = _("War room")
 
     def ready(self):
         from incidents import events
