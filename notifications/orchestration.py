@@ -32,7 +32,7 @@ from roster import selectors as roster_selectors
 from roster.models import CommanderRule, NotificationGroup, Person
 from warroom import clock
 
-from . import services
+from . import services, texts
 from .models import Channel, CollaborationGroup, Deadline, Delivery, Engagement
 from .transports import dingtalk, sandbox
 from .transports.base import Sent, TransportError
@@ -71,12 +71,8 @@ def sla_for(fault: Fault) -> Sla:
     return Sla(**{name: getattr(row, name) for name in FALLBACK_SLA})
 
 
-def war_room_url(fault: Fault) -> str:
-    return f"{settings.SITE_URL}/faults/{fault.pk}/"
-
-
-def _headline(fault: Fault) -> str:
-    return f"{fault.get_level_display()} #{fault.pk} {fault.title}"
+war_room_url = texts.war_room_url
+_headline = texts.headline
 
 
 def _ref(person: Person) -> dict:
@@ -128,7 +124,7 @@ def on_timeline_event(event) -> None:
     handler = _HANDLERS.get(event.kind)
     if handler is not None:
         handler(event, event.fault)
-    if event.kind in _SYNC_TEXT:
+    if event.kind in texts.SYNC:
         _sync(event, event.fault)
 
 
@@ -377,7 +373,7 @@ def card_params(fault: Fault) -> dict:
         "level": fault.get_level_display(),
         "title": fault.title,
         "impact": fault.impact or "-",
-        "status": fault.get_status_display(),
+        "status": texts.card_status(fault, language=texts.group_language()),
         "url": war_room_url(fault),
         "checked_in": "false",
     }
@@ -562,43 +558,6 @@ def _group_created(d: Delivery, sent: Sent) -> None:
 # --- progress sync: what happens is posted to the group -----------------------------------
 
 
-def _sync_level(e):
-    verb = "raised" if e.data.get("raised") else "lowered"
-    reason = f" — {e.data['reason']}" if e.data.get("reason") else ""
-    return f"Level {verb} from P{e.data.get('from')} to P{e.data.get('to')}{reason}"
-
-
-def _sync_role(e):
-    role = Role(e.data["role"]).label if e.data.get("role") in Role.values else e.data.get("role")
-    replaced = f" (replacing {e.data['replaced']['name']})" if e.data.get("replaced") else ""
-    return f"{e.data['person']['name']} is now {role.lower()}{replaced}"
-
-
-def _sync_task_updated(e):
-    parts = []
-    if e.data.get("status"):
-        parts.append(f"now {e.data['status']['to']}")
-    if e.data.get("progress"):
-        parts.append(f"progress: {e.data['progress']}")
-    if e.data.get("due_at"):
-        parts.append(f"due {e.data['due_at']}")
-    return f"Task “{e.data.get('title')}” ({e.data['assignee']['name']}): {'; '.join(parts)}"
-
-
-_SYNC_TEXT = {
-    "fault.level_changed": _sync_level,
-    "role.assigned": _sync_role,
-    "task.created": lambda e: f"New task for {e.data['assignee']['name']}: {e.data.get('title')} (due {e.data.get('due_at')})",
-    "task.updated": _sync_task_updated,
-    "plan.approved": lambda e: f"Mitigation plan approved: {e.data.get('description')} (expected impact P{e.data.get('expected_impact')})",
-    "update.posted": lambda e: ("Progress: " if e.data.get("kind") == "progress" else "Note: ") + str(e.data.get("body")),
-    "fault.mitigated": lambda e: "The fault is mitigated",
-    "fault.recovered": lambda e: "The fault is recovered",
-    "fault.suspect_added": lambda e: f"{e.data['business']['name']} is now a suspected cause",
-    "conference.started": lambda e: f"Video conference: {e.data.get('url')}",
-}
-
-
 def _usable_group(fault: Fault) -> CollaborationGroup | None:
     """The fault's group, unless creating it has failed for good (then nothing can wait for it)."""
     group = CollaborationGroup.objects.filter(fault=fault).first()
@@ -611,9 +570,7 @@ def _sync(event, fault: Fault) -> Delivery | None:
     group = _usable_group(fault)
     if group is None:
         return None
-    line = _SYNC_TEXT[event.kind](event)
-    title = f"{_headline(fault)}"[:60]
-    text = f"### {title}\n\n{line}\n\n— {event.actor_label} · [war room]({war_room_url(fault)})"
+    title, text = texts.sync(event, fault)
     return services.delivery_create(
         fault=fault,
         channel=Channel.DINGTALK_GROUP_MESSAGE,
@@ -640,23 +597,21 @@ def _message_channel(person: Person) -> str | None:
     return methods[0] if methods else None
 
 
-def notification_text(fault: Fault, *, final: bool = False) -> tuple[str, str]:
+def _latest_progress(fault: Fault) -> str | None:
     latest = fault.updates.filter(kind=StatusUpdate.Kind.PROGRESS).order_by("-posted_at", "-pk").first()
-    status = "recovered" if final else fault.get_status_display().lower()
-    subject = f"[{fault.get_level_display()}] #{fault.pk} {fault.title}: {status}"
-    lines = [
-        f"### {subject}",
-        f"Impact: {fault.impact or 'not described yet'}",
-        f"Affected: {fault.affected_business.name}",
-        f"Progress: {latest.body if latest else 'no progress update yet'}",
-        f"War room: {war_room_url(fault)}",
-    ]
-    return subject, "\n\n".join(lines)
+    return latest.body if latest else None
 
 
 def notification_round(*, fault: Fault, round, final: bool = False) -> list[Delivery]:
     """Tell the affected business's recipients and groups the impact and the progress."""
-    subject, body = notification_text(fault, final=final)
+    progress = _latest_progress(fault)
+    worded: dict[str, tuple[str, str]] = {}
+
+    def text(language: str) -> tuple[str, str]:
+        if language not in worded:
+            worded[language] = texts.notification(fault, language=language, progress=progress, final=final)
+        return worded[language]
+
     params = {**services.message_params(fault), "status": "recovered" if final else fault.status}
     rows = []
     business = fault.affected_business
@@ -664,6 +619,7 @@ def notification_round(*, fault: Fault, round, final: bool = False) -> list[Deli
         channel = _message_channel(person)
         if channel is None:
             continue
+        subject, body = text(person.language)
         rows.append(
             services.delivery_create(
                 fault=fault, channel=channel, person=person, subject=subject, body=body,
@@ -679,6 +635,7 @@ def notification_round(*, fault: Fault, round, final: bool = False) -> list[Deli
         payload = {"notification_group": group.pk, "group_name": group.name}
         if not target:
             continue
+        subject, body = text(texts.group_language())
         rows.append(
             services.delivery_create(
                 fault=fault, channel=channel, target=target, subject=subject, body=body, payload=payload,
@@ -714,15 +671,18 @@ def engagement_open(*, fault: Fault, person: Person, reason: str) -> Engagement:
     return engagement
 
 
-def _page(e: Engagement, n: int, *, why: str = "") -> Delivery | None:
-    fault = e.fault
-    body = (
-        f"{why}You are {e.reason} of {_headline(fault)}. Impact: {fault.impact or 'see the war room'}. "
-        f"Check in: {war_room_url(fault)}"
-    )
+def _role_codes(fault_id: int, person_id: int) -> list[str]:
+    """The person's active roles on the fault, commander first; empty for a contact without one yet."""
+    codes = set(_active_roles(fault_id, person_id).values_list("role", flat=True))
+    return [code for code in Role.values if code in codes]
+
+
+def _page(e: Engagement, n: int, *, again: bool = False) -> Delivery | None:
+    fault, person = e.fault, e.person
+    subject, body = texts.page(fault, language=person.language, roles=_role_codes(fault.pk, person.pk), again=again)
     return services.person_page(
-        fault=fault, person=e.person, page_key=f"fault:{fault.pk}:engage:{e.person_id}:{e.round}:{n}",
-        subject=_headline(fault), body=body,
+        fault=fault, person=person, page_key=f"fault:{fault.pk}:engage:{e.person_id}:{e.round}:{n}",
+        subject=subject, body=body,
     )
 
 
@@ -741,14 +701,14 @@ def _escalate(e: Engagement, waited: timedelta, now) -> list[dict]:
         for target in page.people:
             if target.pk == e.person_id:
                 continue
+            subject, body = texts.escalation(
+                fault, language=target.language, absent=e.person.name, roles=_role_codes(fault.pk, e.person_id),
+                minutes=int(waited.total_seconds() // 60),
+            )
             services.person_page(
                 fault=fault, person=target,
                 page_key=f"fault:{fault.pk}:escalate:{e.person_id}:{e.round}:{index}:{target.pk}",
-                subject=f"Escalation: {_headline(fault)}",
-                body=(
-                    f"{e.person.name} ({e.reason}) has not checked in to {_headline(fault)} for "
-                    f"{int(waited.total_seconds() // 60)} min. Please step in: {war_room_url(fault)}"
-                ),
+                subject=subject, body=body,
             )
             step["people"].append(_ref(target))
         if not page.people:
@@ -819,7 +779,7 @@ def engagement_follow_up(*, engagement_id: int) -> str | None:
         successor = _next_commander(fault, now) if is_commander else None
         # A commander who is about to be replaced is not paged again: his pages stop with the role.
         if successor is None:
-            _page(e, 2, why=f"Reminder: you have not checked in for {minutes} min. ")
+            _page(e, 2, again=True)
         escalated = _escalate(e, waited, now)
         e.repaged_at = now
         next_at = _next_escalation_at(e, now)
@@ -902,11 +862,8 @@ def _progress_overdue(d: Deadline, fault: Fault, sla: Sla, now) -> str | None:
     minutes = int(sla.progress_update_every.total_seconds() // 60)
     reminded = []
     for person in dict.fromkeys(p for p in (_fault_handler(fault), _commander(fault)) if p is not None):
-        _remind(
-            fault, person, key=f"fault:{fault.pk}:progress:{d.count + 1}:{person.pk}",
-            subject=f"Progress update due: {_headline(fault)}",
-            body=f"No progress update for {minutes} min on {_headline(fault)}. Post one: {war_room_url(fault)}",
-        )
+        subject, body = texts.progress_due(fault, language=person.language, minutes=minutes)
+        _remind(fault, person, key=f"fault:{fault.pk}:progress:{d.count + 1}:{person.pk}", subject=subject, body=body)
         reminded.append(person)
     text = f"No progress update for {minutes} min" + (
         f": {' and '.join(p.name for p in reminded)} reminded" if reminded else ": nobody to remind"
@@ -932,11 +889,8 @@ def _task_overdue(d: Deadline, fault: Fault, sla: Sla, now) -> str | None:
     # Keyed by the due time too: once the commander moves it, a new reminder is a new message.
     due = int(task.due_at.timestamp())
     if d.stage == 0:
-        _remind(
-            fault, assignee, key=f"fault:{fault.pk}:task:{task.pk}:reminder:{due}",
-            subject=f"Task not acknowledged: {task.title}",
-            body=f"Your task “{task.title}” on {_headline(fault)} is waiting for you. Acknowledge it: {war_room_url(fault)}",
-        )
+        subject, body = texts.task_waiting(fault, task, language=assignee.language)
+        _remind(fault, assignee, key=f"fault:{fault.pk}:task:{task.pk}:reminder:{due}", subject=subject, body=body)
         incident_services.sla_reminder_record(
             fault=fault, what="task_response",
             text=f"Task “{task.title}” not acknowledged in time: {assignee.name} reminded", data=data,
@@ -945,11 +899,8 @@ def _task_overdue(d: Deadline, fault: Fault, sla: Sla, now) -> str | None:
         return "reminded"
     commander = _commander(fault)
     if commander is not None:
-        _remind(
-            fault, commander, key=f"fault:{fault.pk}:task:{task.pk}:flagged:{due}",
-            subject=f"Task unanswered: {task.title}",
-            body=f"{assignee.name} has not acknowledged “{task.title}” on {_headline(fault)}. {war_room_url(fault)}",
-        )
+        subject, body = texts.task_unanswered(fault, task, language=commander.language, assignee=assignee.name)
+        _remind(fault, commander, key=f"fault:{fault.pk}:task:{task.pk}:flagged:{due}", subject=subject, body=body)
     text = f"Task “{task.title}” still not acknowledged by {assignee.name}: " + (
         f"flagged to {commander.name}" if commander else "no commander to tell"
     )

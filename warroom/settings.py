@@ -257,6 +257,8 @@ NOTIFY_SWEEP_EVERY = env.int("NOTIFY_SWEEP_EVERY", default=10)
 NOTIFY_FOLLOW_UP_EVERY = env.int("NOTIFY_FOLLOW_UP_EVERY", default=10)
 # Creating the fault's group is retried (with the same uuid) this many times before giving up.
 NOTIFY_GROUP_MAX_ATTEMPTS = env.int("NOTIFY_GROUP_MAX_ATTEMPTS", default=20)
+# The language of messages to groups (a person's messages are in his own preferred language).
+NOTIFY_GROUP_LANGUAGE = env("NOTIFY_GROUP_LANGUAGE", default=LANGUAGE_CODE)
 CELERY_BEAT_SCHEDULE.update(
     {
         "notifications-sweep": {
