@@ -45,3 +45,14 @@ def test_loading_the_demo_again_changes_nothing(demo):
     call_command("load_demo", stdout=io.StringIO())
 
     assert {model: list(model.objects.order_by("pk").values()) for model in ROWS} == before
+
+
+def test_most_of_the_demo_team_gets_its_messages_in_chinese(demo):
+    from roster.models import Person
+
+    call_command("load_demo", stdout=io.StringIO())  # again: still one row each, same language
+
+    languages = dict(Person.objects.values_list("name", "language"))
+    assert len(languages) == Person.objects.count() == 9
+    assert [name for name, language in languages.items() if language != "zh-hans"] == ["Liu Yang 刘洋"]
+    assert languages["Liu Yang 刘洋"] == "en"

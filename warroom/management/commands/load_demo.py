@@ -47,6 +47,10 @@ PEOPLE = [
     ("zhou", "Zhou Xin 周欣", "+8613800000009", "zhouxin", "viewer"),
 ]
 
+# Messages to people go out in their preferred language: Chinese for most of the team, and
+# English for one, so that the demo shows both.
+PREFERS_ENGLISH = {"liu"}
+
 BUSINESSES = [
     # slug, name, technical leader, stability contact, depends on
     ("payments", "Payments 支付", "wang", "chen", []),
@@ -184,6 +188,7 @@ class Command(BaseCommand):
                     "email": f"{ding}@example.com",
                     "dingtalk_union_id": f"union-{ding}",
                     "time_zone": "Asia/Shanghai",
+                    "language": "en" if key in PREFERS_ENGLISH else "zh-hans",
                     "user": user,
                 },
             )
