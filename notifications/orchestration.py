@@ -737,10 +737,25 @@ def _next_commander(fault: Fault, now) -> Person | None:
     return None
 
 
+def _lock_fault(fault_id: int) -> None:
+    """Lock the fault before its engagement or deadline row.
+
+    Every incidents service locks the fault first and then, through on_timeline_event,
+    updates engagements and deadlines (a check-in ends the engagement, a progress update
+    moves the deadline). A follow-up that locked its row first and then the fault (through
+    the services it calls) would deadlock with them on PostgreSQL.
+    """
+    Fault.objects.select_for_update().filter(pk=fault_id).first()
+
+
 @transaction.atomic
 def engagement_follow_up(*, engagement_id: int) -> str | None:
     """Take the next step for one engagement that is due; returns what was done."""
     now = clock.now()
+    fault_id = Engagement.objects.filter(pk=engagement_id).values_list("fault_id", flat=True).first()
+    if fault_id is None:
+        return None
+    _lock_fault(fault_id)
     e = (
         Engagement.objects.select_for_update(of=("self",))
         .select_related("fault", "person")
@@ -831,6 +846,10 @@ def _remind(fault: Fault, person: Person, *, key: str, subject: str, body: str) 
 @transaction.atomic
 def deadline_follow_up(*, deadline_id: int) -> str | None:
     now = clock.now()
+    fault_id = Deadline.objects.filter(pk=deadline_id).values_list("fault_id", flat=True).first()
+    if fault_id is None:
+        return None
+    _lock_fault(fault_id)
     d = (
         Deadline.objects.select_for_update(of=("self",))
         .select_related("fault", "task__assignee")
