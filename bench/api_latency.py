@@ -35,10 +35,13 @@ def main():
     data_dir = tempfile.mkdtemp(prefix="warroom-bench-")
     port = free_port()
     env = dict(os.environ, WARROOM_DATA_DIR=data_dir, EMBEDDED_REDIS_PORT=str(free_port()))
+    log_path = Path(data_dir) / "serve.log"
+    log = open(log_path, "w")
     server = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
+    print(f"server log: {log_path}")
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180

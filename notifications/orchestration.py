@@ -737,17 +737,6 @@ def _next_commander(fault: Fault, now) -> Person | None:
     return None
 
 
-def _lock_fault(fault_id: int) -> None:
-    """Lock the fault before its engagement or deadline row.
-
-    Every incidents service locks the fault first and then, through on_timeline_event,
-    updates engagements and deadlines (a check-in ends the engagement, a progress update
-    moves the deadline). A follow-up that locked its row first and then the fault (through
-    the services it calls) would deadlock with them on PostgreSQL.
-    """
-    Fault.objects.select_for_update().filter(pk=fault_id).first()
-
-
 @transaction.atomic
 def engagement_follow_up(*, engagement_id: int) -> str | None:
     """Take the next step for one engagement that is due; returns what was done."""
@@ -755,7 +744,7 @@ def engagement_follow_up(*, engagement_id: int) -> str | None:
     fault_id = Engagement.objects.filter(pk=engagement_id).values_list("fault_id", flat=True).first()
     if fault_id is None:
         return None
-    _lock_fault(fault_id)
+    services.lock_fault_first(fault_id)
     e = (
         Engagement.objects.select_for_update(of=("self",))
         .select_related("fault", "person")
@@ -849,7 +838,7 @@ def deadline_follow_up(*, deadline_id: int) -> str | None:
     fault_id = Deadline.objects.filter(pk=deadline_id).values_list("fault_id", flat=True).first()
     if fault_id is None:
         return None
-    _lock_fault(fault_id)
+    services.lock_fault_first(fault_id)
     d = (
         Deadline.objects.select_for_update(of=("self",))
         .select_related("fault", "task__assignee")

@@ -137,6 +137,7 @@ def delivery_create(
 
     With `group`, the row waits until the group exists and is then sent to it.
     """
+    lock_fault_first(fault.pk)
     if channel not in Channel.values:
         raise ValueError(f"unknown channel {channel!r}")
     now = clock.now()
@@ -189,6 +190,7 @@ def person_page(
 
     Returns None, with a timeline entry, when no method is left.
     """
+    lock_fault_first(fault.pk)
     methods = list(person.paging_methods or [])
     for index in range(start_index, len(methods)):
         channel = methods[index]
@@ -356,6 +358,18 @@ def _outcome(d: Delivery, text: str, *, status: str, **extra) -> None:
     incident_services.delivery_outcome_record(fault=d.fault, text=text, data=data)
 
 
+def lock_fault_first(fault_id: int) -> None:
+    """Lock the fault's row before any row of ours.
+
+    The lock order of the whole product: the fault first. Every incidents service locks
+    the fault and then, inside its transaction, our subscribers write deliveries,
+    engagements and deadlines; a transaction of ours that locked one of those rows first
+    and then reached the fault (to record an outcome on its timeline) would deadlock with
+    it on PostgreSQL. Re-locking a fault this transaction already holds costs nothing.
+    """
+    Fault.objects.select_for_update().filter(pk=fault_id).first()
+
+
 def _held(lease: Lease):
     """The row, if our lease still holds it (a sweeper may have reclaimed it)."""
     return Delivery.objects.select_for_update().filter(
@@ -366,6 +380,7 @@ def _held(lease: Lease):
 @transaction.atomic
 def _sent(lease: Lease, sent: Sent) -> str | None:
     d = lease.delivery
+    lock_fault_first(d.fault_id)
     now = clock.now()
     status = Status.DELIVERED if sent.delivered else Status.SENT
     if not _held(lease).exists():
@@ -404,6 +419,7 @@ def backoff(attempt: int, retry_after: float | None = None) -> timedelta:
 @transaction.atomic
 def delivery_attempt_failed(*, lease: Lease, error: TransportError) -> str | None:
     """Record a failed attempt: retry later, give up, or leave an ambiguous send unconfirmed."""
+    lock_fault_first(lease.delivery.fault_id)
     held = _held(lease)
     row = held.first()
     if row is None:
@@ -457,6 +473,7 @@ def delivery_attempt_failed(*, lease: Lease, error: TransportError) -> str | Non
 
 @transaction.atomic
 def _finish(lease: Lease, *, status: str, error: str = "") -> None:
+    lock_fault_first(lease.delivery.fault_id)
     _held(lease).update(status=status, finished_at=clock.now(), lease_until=None, last_error=error)
 
 
@@ -484,14 +501,12 @@ def delivery_receipt_record(*, provider_key: str, channel: str, delivered: bool,
 
     Returns False when no such message exists (an unknown out_id).
     """
-    d = (
-        Delivery.objects.select_for_update(of=("self",))
-        .select_related("fault", "person")
-        .filter(provider_key=provider_key, channel=channel)
-        .first()
-    )
-    if d is None:
+    rows = Delivery.objects.filter(provider_key=provider_key, channel=channel)
+    fault_id = rows.values_list("fault_id", flat=True).first()
+    if fault_id is None:
         return False
+    lock_fault_first(fault_id)
+    d = rows.select_for_update(of=("self",)).select_related("fault", "person").first()
     if d.status not in (Status.SENT, Status.SENDING):
         return True  # already settled (or never sent): a repeated push
     now = clock.now()
@@ -604,6 +619,7 @@ def deliveries_sweep() -> dict:
     ).distinct()
     for fault in resolved:
         with transaction.atomic():
+            lock_fault_first(fault.pk)
             reason = f"the fault is {fault.status}"
             count = deliveries_cancel(fault=fault, reason=reason)
             deliveries_cancelled_record(fault=fault, count=count, reason=reason)
@@ -639,6 +655,10 @@ def deliveries_sweep() -> dict:
 
 @transaction.atomic
 def _receipt_overdue(delivery_id: int) -> int:
+    fault_id = Delivery.objects.filter(pk=delivery_id).values_list("fault_id", flat=True).first()
+    if fault_id is None:
+        return 0
+    lock_fault_first(fault_id)
     d = (
         Delivery.objects.select_for_update(of=("self",))
         .select_related("fault", "person")
