@@ -626,12 +626,7 @@ def deliveries_sweep() -> dict:
         counts["cancelled"] += count
 
     for d in Delivery.objects.filter(status=Status.SENDING, lease_until__lt=now).select_related("fault", "person"):
-        lease = Lease(d, d.lease_token)
-        if d.dispatched_at is None:
-            error = TransportError("the worker stopped before sending")
-        else:
-            error = TransportError("the worker stopped while sending", ambiguous=True)
-        if delivery_attempt_failed(lease=lease, error=error) is not None:
+        if delivery_reclaim(lease=Lease(d, d.lease_token)) is not None:
             counts["reclaimed"] += 1
 
     for d in Delivery.objects.filter(status=Status.SENT, unconfirmed=True, receipt_due_at__lte=now):
@@ -651,6 +646,25 @@ def deliveries_sweep() -> dict:
             enqueue(pk)
             counts["queued"] += 1
     return counts
+
+
+@transaction.atomic
+def delivery_reclaim(*, lease: Lease) -> str | None:
+    """Take back a row whose worker's lease expired.
+
+    Whether the request may have left is read from the row under its lock: a worker that
+    was only slow may mark it dispatched up to the moment the sweeper locks it (and after
+    that it can no longer, see `delivery_attempt`).
+    """
+    lock_fault_first(lease.delivery.fault_id)
+    row = _held(lease).first()
+    if row is None:
+        return None
+    if row.dispatched_at is None:
+        error = TransportError("the worker stopped before sending")
+    else:
+        error = TransportError("the worker stopped while sending", ambiguous=True)
+    return delivery_attempt_failed(lease=lease, error=error)
 
 
 @transaction.atomic

@@ -227,6 +227,29 @@ def test_a_row_whose_worker_died_while_sending_is_not_sent_again_on_a_keyless_ch
     assert services.delivery_attempt(delivery_id=d.pk) is None
 
 
+def test_a_row_dispatched_just_after_the_sweeper_listed_it_is_taken_as_ambiguous(providers, clock, settings):
+    from django.db import connection
+
+    li = factories.person("Li Lei", methods=(M.ALIYUN_SMS, M.ALIYUN_VOICE))
+    d = page(li)
+    services.delivery_claim(delivery_id=d.pk)
+    clock.advance(timedelta(seconds=settings.NOTIFY_LEASE_SECONDS + 1))
+    marked = []
+
+    def slow_worker_dispatches(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        # Right after the sweeper listed the expired leases, the slow worker sends.
+        if not marked and '"notifications_delivery"' in sql and "lease_until" in sql and sql.lstrip().startswith("SELECT"):
+            marked.append(Delivery.objects.filter(pk=d.pk).update(dispatched_at=clock.now()))
+        return result
+
+    with connection.execute_wrapper(slow_worker_dispatches):
+        services.deliveries_sweep()
+    assert marked == [1]
+    d.refresh_from_db()
+    assert d.status == Status.SENT and d.unconfirmed  # not put back as if it had never left
+
+
 def test_the_sweeper_requeues_a_due_row_whose_task_was_lost(providers, clock, settings):
     providers.fail(DING, "5xx")
     d = page(factories.person("Li Lei"))
