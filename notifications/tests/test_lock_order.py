@@ -9,7 +9,6 @@ fault only then, each would wait for the other and PostgreSQL would abort one of
 """
 
 import threading
-import time
 
 import psycopg
 import pytest
@@ -19,6 +18,7 @@ from incidents import services as incidents
 from incidents.models import RoleAssignment
 from notifications import services
 from notifications.models import Channel, Delivery
+from warroom.testing.waiting import wait_for
 
 from . import factories
 
@@ -50,10 +50,12 @@ def test_a_worker_recording_the_group_and_a_commander_assigning_a_handler_do_not
         if postgres and "notifications_collaborationgroup" in sql and "FOR UPDATE" in sql and not worker_holds_group.is_set():
             worker_holds_group.set()
             # Let the commander take his first lock: the fault, or a wait behind ours.
-            end = time.monotonic() + DEADLINE
-            while not (writer_holds_fault.is_set() or (writer_pid and _is_waiting_for_a_lock(writer_pid[0]))):
-                assert time.monotonic() < end, "the commander's transaction neither locked the fault nor waited"
-                time.sleep(0.05)
+            wait_for(
+                lambda: writer_holds_fault.is_set() or (writer_pid and _is_waiting_for_a_lock(writer_pid[0])),
+                DEADLINE,
+                "the commander's transaction to lock the fault or to wait for a lock",
+                every=0.05,
+            )
         return result
 
     def writer_hook(execute, sql, params, many, context):

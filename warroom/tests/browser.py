@@ -10,7 +10,6 @@ refuses ORM calls there. Every database step of a browser test therefore runs th
 import os
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
@@ -20,6 +19,7 @@ from django.conf import settings
 from django.db import connection, connections
 
 from warroom.embedded_redis import free_port
+from warroom.testing.waiting import wait_for
 
 ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
 CHROMIUM_ARGS = [
@@ -108,18 +108,16 @@ class Daphne:
             stderr=subprocess.STDOUT,
         )
         log.close()
-        deadline = time.monotonic() + timeout
-        while True:
+        def answering():
             if self.process.poll() is not None:
                 raise RuntimeError(f"daphne exited with {self.process.returncode}; see {self.log_path}")
             try:
-                if requests.get(self.url + "/login/", timeout=1).status_code == 200:
-                    return self
+                return requests.get(self.url + "/login/", timeout=1).status_code == 200
             except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"daphne did not answer within {timeout} s; see {self.log_path}")
-            time.sleep(0.05)  # polling for the port to open, not waiting for an outcome
+                return False
+
+        wait_for(answering, timeout, f"daphne to answer (see {self.log_path})", every=0.05)
+        return self
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
