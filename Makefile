@@ -22,6 +22,10 @@ run: $(STAMP)
 
 ## The whole suite. Set DATABASE_URL / REDIS_URL to test against PostgreSQL and Redis.
 test: $(STAMP)
+	@# The browser tests need a chromium: Debian's (CI installs it), or Playwright's own.
+	@if [ -z "$$CHROMIUM_PATH" ] && [ ! -x /usr/bin/chromium ]; then \
+		$(BIN)/python -m playwright install chromium || echo "Could not install Playwright's chromium; the browser tests will say how to get one."; \
+	fi
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 migrate: $(STAMP)

@@ -33,14 +33,22 @@ CHROMIUM_ARGS = [
 ]
 
 
-def chromium_path() -> str:
-    return os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+def chromium_path(bundled: str) -> str:
+    """The chromium to drive: CHROMIUM_PATH, else Debian's, else the one Playwright installed.
+
+    CI installs Debian's chromium (Playwright cannot download its own there); on a laptop,
+    `make test` installs Playwright's when there is no system chromium.
+    """
+    if os.environ.get("CHROMIUM_PATH"):
+        return os.environ["CHROMIUM_PATH"]
+    return "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else bundled
 
 
 def chromium_missing_message(path: str) -> str:
     return (
-        f"Chromium is not installed at {path}. The browser tests drive Debian's chromium: install it with "
-        "`apt-get update && apt-get install -y chromium` (CI's .ci/run does), or point CHROMIUM_PATH at a chromium binary."
+        f"No chromium at {path}. The browser tests need one: `apt-get install -y chromium` (Debian; CI's "
+        "`.ci/run` does this), or `.venv/bin/python -m playwright install chromium`, or point CHROMIUM_PATH at "
+        "a chromium binary."
     )
 
 

@@ -63,11 +63,11 @@ def server(transactional_db, tmp_path):
 def browser(server):
     if sync_playwright is None:
         pytest.fail("The playwright package is missing: pip install -r requirements.txt", pytrace=False)
-    path = chromium_path()
-    if not os.path.exists(path):
-        pytest.fail(chromium_missing_message(path), pytrace=False)
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
+        path = chromium_path(bundled=p.chromium.executable_path)
+        if not os.path.exists(path):
+            pytest.fail(chromium_missing_message(path), pytrace=False)
         launched = p.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
