@@ -126,6 +126,15 @@ class FaultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         services.role_assign(fault=fault, person=data["person"], role=data["role"], actor=request.user)
         return self._fault_response(fault)
 
+    @extend_schema(request=s.SuspectSerializer, responses=s.FaultSerializer)
+    @action(detail=True, methods=["post"])
+    def suspects(self, request, pk=None):
+        """Name one more suspected-cause business; its on-call emergency contacts are pulled in."""
+        fault = self.get_object()
+        data = _validated(s.SuspectSerializer, request)
+        fault = services.fault_suspect_add(fault=fault, business=data["business"], actor=request.user)
+        return self._fault_response(fault)
+
     @extend_schema(request=s.CheckInSerializer, responses=s.FaultSerializer)
     @action(detail=True, methods=["post"], url_path="check-in")
     def check_in(self, request, pk=None):

@@ -133,6 +133,10 @@ class AssignSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=RoleAssignment.Role.choices)
 
 
+class SuspectSerializer(serializers.Serializer):
+    business = IdField(queryset=Business.objects.all())
+
+
 class CheckInSerializer(serializers.Serializer):
     person = IdField(
         queryset=Person.objects.all(), required=False, help_text="Defaults to the signed-in user's person."

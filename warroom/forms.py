@@ -118,6 +118,10 @@ class LevelForm(forms.Form):
     reason = forms.CharField(label=_("Reason"), required=False, max_length=500)
 
 
+class SuspectForm(forms.Form):
+    business = forms.ModelChoiceField(label=_("Business"), queryset=Business.objects.all())
+
+
 class FaultStatusForm(forms.Form):
     TRANSITIONS = [
         ("mitigated", _("Mark mitigated")),

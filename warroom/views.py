@@ -105,6 +105,7 @@ def _action_forms(room: selectors.WarRoom) -> dict:
         "update": forms.StatusUpdateForm(prefix="update", may_post_progress=room.can_manage),
         "plan_propose": forms.PlanProposeForm(prefix="plan"),
         "level": forms.LevelForm(prefix="level", initial={"level": fault.level}),
+        "suspect": forms.SuspectForm(prefix="suspect"),
     }
 
 
@@ -154,6 +155,7 @@ def _form_for(action: str, request, fault: Fault, room_can_manage: bool):
         "plan_decide": lambda: forms.PlanDecisionForm(data, prefix="decide", fault=fault),
         "update": lambda: forms.StatusUpdateForm(data, prefix="update", may_post_progress=room_can_manage),
         "level": lambda: forms.LevelForm(data, prefix="level"),
+        "suspect": lambda: forms.SuspectForm(data, prefix="suspect"),
         "status": lambda: forms.FaultStatusForm(data, prefix="status"),
         "conference": lambda: forms.ConferenceForm(data, prefix="conference"),
         "card_check_in": lambda: forms.CardCheckInForm(data, prefix="card", fault=fault),
@@ -199,6 +201,11 @@ def _perform(action: str, form, fault: Fault, user) -> str:
     if action == "level":
         services.fault_change_level(fault=fault, level=d["level"], reason=d["reason"], actor=user)
         return _("Level changed.")
+    if action == "suspect":
+        services.fault_suspect_add(fault=fault, business=d["business"], actor=user)
+        return _("%(business)s added as a suspected cause; its emergency contacts are being paged.") % {
+            "business": d["business"].name
+        }
     if action == "status":
         change = {
             "mitigated": services.fault_mark_mitigated,
@@ -231,6 +238,7 @@ ACTIONS = {
     "plan_decide",
     "update",
     "level",
+    "suspect",
     "status",
     "conference",
     "card_check_in",

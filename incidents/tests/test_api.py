@@ -456,3 +456,18 @@ def test_odd_fault_ids_are_404(cast, path):
 def test_a_huge_after_is_400(cast):
     response = client_for(cast.stakeholder).get(url(cast.fault, "timeline/?after=" + "9" * 30))
     assert response.status_code == 400
+
+
+def test_a_suspected_cause_found_later_is_added_by_the_commander(cast):
+    payments = f.business("Payments")
+    c = client_for(cast.commander_user)
+    response = c.post(url(cast.fault, "suspects/"), {"business": payments.pk}, format="json")
+    assert response.status_code == 200
+    assert [b["name"] for b in response.json()["suspected_cause_businesses"]] == ["Payments"]
+    again = c.post(url(cast.fault, "suspects/"), {"business": payments.pk}, format="json")
+    assert again.status_code == 400
+    assert again.json()["detail"] == "Payments is already a suspected cause."
+    affected = c.post(url(cast.fault, "suspects/"), {"business": cast.fault.affected_business_id}, format="json")
+    assert "is the affected business" in affected.json()["detail"]
+    assert client_for(cast.handler_user).post(url(cast.fault, "suspects/"), {"business": payments.pk}, format="json").status_code == 403
+    assert c.post(url(cast.fault, "suspects/"), {"business": 999999}, format="json").status_code == 400

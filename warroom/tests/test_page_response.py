@@ -274,3 +274,28 @@ def test_the_recovery_summary_speaks_chinese(room):
     panel = section(c.get(f"/faults/{room.fault.pk}/").content.decode(), "summary")
     assert "恢复指标" in panel and "通知" in panel and "恢复" in panel
     assert "Zhang Wei 签到（指挥官）" in panel
+
+
+# --- a suspected cause found later ----------------------------------------------------------
+
+
+def test_the_commander_adds_a_suspected_cause_and_its_on_call_contacts_are_pulled_in(room):
+    from roster.models import Business
+
+    orders = Business.objects.create(name="Orders", slug="orders-later")
+    contact = people.person("Zhao Min")
+    orders.stability_contact = contact  # nobody on its schedule: the stability contact stands in
+    orders.save()
+    assert "Add a suspected cause" in section(room.page(room.commander_user), "controls")
+
+    response = room.act(room.commander_user, "suspect", **{"suspect-business": orders.pk})
+    assert response.status_code == 302
+    assert room.fault.suspected_cause_businesses.filter(pk=orders.pk).exists()
+    assert TimelineEvent.objects.filter(fault=room.fault, kind="fault.suspect_added").exists()
+    room.tick()
+    assert Engagement.objects.filter(fault=room.fault, person=contact).exists()
+
+    again = room.act(room.commander_user, "suspect", **{"suspect-business": orders.pk})
+    assert again.status_code == 400
+    assert "already a suspected cause" in again.content.decode()
+    assert room.act(room.stakeholder, "suspect", **{"suspect-business": orders.pk}).status_code == 403
