@@ -741,15 +741,10 @@ def _next_commander(fault: Fault, now) -> Person | None:
 def engagement_follow_up(*, engagement_id: int) -> str | None:
     """Take the next step for one engagement that is due; returns what was done."""
     now = clock.now()
-    fault_id = Engagement.objects.filter(pk=engagement_id).values_list("fault_id", flat=True).first()
-    if fault_id is None:
-        return None
-    services.lock_fault_first(fault_id)
-    e = (
-        Engagement.objects.select_for_update(of=("self",))
-        .select_related("fault", "person")
-        .filter(pk=engagement_id, ended_at__isnull=True, next_check_at__lte=now)
-        .first()
+    e = services.lock_after_its_fault(
+        Engagement.objects.select_related("fault", "person").filter(
+            pk=engagement_id, ended_at__isnull=True, next_check_at__lte=now
+        )
     )
     if e is None:
         return None
@@ -835,15 +830,10 @@ def _remind(fault: Fault, person: Person, *, key: str, subject: str, body: str) 
 @transaction.atomic
 def deadline_follow_up(*, deadline_id: int) -> str | None:
     now = clock.now()
-    fault_id = Deadline.objects.filter(pk=deadline_id).values_list("fault_id", flat=True).first()
-    if fault_id is None:
-        return None
-    services.lock_fault_first(fault_id)
-    d = (
-        Deadline.objects.select_for_update(of=("self",))
-        .select_related("fault", "task__assignee")
-        .filter(pk=deadline_id, done_at__isnull=True, due_at__lte=now)
-        .first()
+    d = services.lock_after_its_fault(
+        Deadline.objects.select_related("fault", "task__assignee").filter(
+            pk=deadline_id, done_at__isnull=True, due_at__lte=now
+        )
     )
     if d is None:
         return None

@@ -370,6 +370,15 @@ def lock_fault_first(fault_id: int) -> None:
     Fault.objects.select_for_update().filter(pk=fault_id).first()
 
 
+def lock_after_its_fault(rows):
+    """The first of `rows` (ours: they have a `fault`), locked after its fault, or None."""
+    fault_id = rows.values_list("fault_id", flat=True).first()
+    if fault_id is None:
+        return None
+    lock_fault_first(fault_id)
+    return rows.select_for_update(of=("self",)).first()
+
+
 def _held(lease: Lease):
     """The row, if our lease still holds it (a sweeper may have reclaimed it)."""
     return Delivery.objects.select_for_update().filter(
@@ -501,12 +510,11 @@ def delivery_receipt_record(*, provider_key: str, channel: str, delivered: bool,
 
     Returns False when no such message exists (an unknown out_id).
     """
-    rows = Delivery.objects.filter(provider_key=provider_key, channel=channel)
-    fault_id = rows.values_list("fault_id", flat=True).first()
-    if fault_id is None:
+    d = lock_after_its_fault(
+        Delivery.objects.select_related("fault", "person").filter(provider_key=provider_key, channel=channel)
+    )
+    if d is None:
         return False
-    lock_fault_first(fault_id)
-    d = rows.select_for_update(of=("self",)).select_related("fault", "person").first()
     if d.status not in (Status.SENT, Status.SENDING):
         return True  # already settled (or never sent): a repeated push
     now = clock.now()
@@ -669,15 +677,8 @@ def delivery_reclaim(*, lease: Lease) -> str | None:
 
 @transaction.atomic
 def _receipt_overdue(delivery_id: int) -> int:
-    fault_id = Delivery.objects.filter(pk=delivery_id).values_list("fault_id", flat=True).first()
-    if fault_id is None:
-        return 0
-    lock_fault_first(fault_id)
-    d = (
-        Delivery.objects.select_for_update(of=("self",))
-        .select_related("fault", "person")
-        .filter(pk=delivery_id, status=Status.SENT, unconfirmed=True)
-        .first()
+    d = lock_after_its_fault(
+        Delivery.objects.select_related("fault", "person").filter(pk=delivery_id, status=Status.SENT, unconfirmed=True)
     )
     if d is None:
         return 0
