@@ -14,7 +14,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from roster.models import Business, Person
 
-from . import permissions, services
+from . import permissions, selectors, services
 from . import serializers as s
 from .errors import ServiceError
 from .models import Fault, Level, MitigationPlan, RecoverySummary, RoleAssignment, Task
@@ -69,14 +69,7 @@ class FaultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     )
 
     def get_queryset(self):
-        qs = super().get_queryset()
-        user = self.request.user
-        if user.has_perm("incidents.view_fault"):
-            return qs
-        person = permissions.person_of(user)
-        if person is None:
-            return qs.none()
-        return qs.filter(roles__person=person, roles__ended_at__isnull=True).distinct()
+        return selectors.visible_faults(self.request.user, super().get_queryset())
 
     def get_object(self):
         # Look the fault up among all faults, so that one the user may not see is a 403

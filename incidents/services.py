@@ -43,6 +43,11 @@ def _actor_label(actor, source: str | None = None) -> str:
     return actor.get_full_name() or actor.get_username()
 
 
+def _user(actor):
+    """The actor as a user to store on a row: None for the product itself (or an anonymous actor)."""
+    return actor if actor is not None and actor.is_authenticated else None
+
+
 def _lock(fault: Fault) -> Fault:
     """Lock the fault's row for the rest of the transaction; all writers queue here."""
     return Fault.objects.select_for_update().get(pk=fault.pk)
@@ -55,7 +60,7 @@ def _record(fault: Fault, kind: str, *, actor, data: dict, source: str | None = 
         fault=fault,
         seq=fault.last_seq,
         kind=kind,
-        actor=actor if actor is not None and actor.is_authenticated else None,
+        actor=_user(actor),
         actor_label=_actor_label(actor, source),
         data=data,
         created_at=clock.now(),
@@ -106,7 +111,7 @@ def _assign(fault: Fault, person: Person, role: str, actor) -> RoleAssignment:
         fault=fault,
         person=person,
         role=role,
-        assigned_by=actor if actor is not None and actor.is_authenticated else None,
+        assigned_by=_user(actor),
         assigned_at=clock.now(),
     )
 
@@ -145,7 +150,7 @@ def fault_declare(
         level=level,
         impact=impact or "",
         affected_business=affected_business,
-        declared_by=actor if actor is not None and actor.is_authenticated else None,
+        declared_by=_user(actor),
         detected_at=detected_at,
         declared_at=now,
     )
@@ -369,7 +374,7 @@ def task_create(
         kind=kind,
         title=title,
         description=description or "",
-        created_by=actor if actor is not None and actor.is_authenticated else None,
+        created_by=_user(actor),
         created_at=now,
         due_at=due_at,
     )
@@ -493,7 +498,7 @@ def plan_propose(*, fault: Fault, description: str, expected_impact: int, actor=
         fault=fault,
         description=description,
         expected_impact=_level(expected_impact),
-        proposed_by=actor if actor is not None and actor.is_authenticated else None,
+        proposed_by=_user(actor),
         proposed_at=clock.now(),
     )
     _record(fault, "plan.proposed", actor=actor, data=_plan_data(plan))
@@ -513,7 +518,7 @@ def plan_approve(*, plan: MitigationPlan, actor=None) -> MitigationPlan:
     _require_plan_status(plan, MitigationPlan.Status.PROPOSED, "approve")
     _guardrail(plan, fault, "approve")
     plan.status = MitigationPlan.Status.APPROVED
-    plan.decided_by = actor if actor is not None and actor.is_authenticated else None
+    plan.decided_by = _user(actor)
     plan.decided_at = clock.now()
     plan.save()
     _record(fault, "plan.approved", actor=actor, data=_plan_data(plan, fault_level=fault.level))
@@ -527,7 +532,7 @@ def plan_reject(*, plan: MitigationPlan, reason: str = "", actor=None) -> Mitiga
     _require_not_closed(fault)
     _require_plan_status(plan, MitigationPlan.Status.PROPOSED, "reject")
     plan.status = MitigationPlan.Status.REJECTED
-    plan.decided_by = actor if actor is not None and actor.is_authenticated else None
+    plan.decided_by = _user(actor)
     plan.decided_at = clock.now()
     plan.rejection_reason = reason or ""
     plan.save()
@@ -576,7 +581,7 @@ def status_update_post(
         fault=fault,
         kind=kind,
         body=body,
-        author=actor if actor is not None and actor.is_authenticated else None,
+        author=_user(actor),
         posted_at=clock.now(),
     )
     _record(fault, "update.posted", actor=actor, data={"update": update.pk, "kind": kind, "body": body})

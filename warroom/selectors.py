@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from incidents import permissions
+from incidents import selectors as incident_selectors
 from incidents.metrics import format_duration
 from incidents.models import (
     Fault,
@@ -45,17 +46,6 @@ CALL_CHANNELS = {Channel.DINGTALK_DING_PHONE, Channel.ALIYUN_VOICE}
 # --- the list -----------------------------------------------------------------------------
 
 
-def visible_faults(user):
-    """Faults the user may see: everything with the view permission, else those he has a role in."""
-    qs = Fault.objects.select_related("affected_business")
-    if user.has_perm("incidents.view_fault"):
-        return qs
-    person = permissions.person_of(user)
-    if person is None:
-        return qs.none()
-    return qs.filter(roles__person=person, roles__ended_at__isnull=True).distinct()
-
-
 @dataclass
 class FaultRow:
     fault: Fault
@@ -65,7 +55,7 @@ class FaultRow:
 def fault_list(user) -> list[FaultRow]:
     """Open faults first (most severe, then newest), then the rest, newest first."""
     faults = list(
-        visible_faults(user)
+        incident_selectors.visible_faults(user, Fault.objects.select_related("affected_business"))
         .annotate(
             closed_rank=Case(
                 When(status__in=Fault.OPEN_STATUSES, then=Value(0)), default=Value(1), output_field=IntegerField()
