@@ -1,13 +1,41 @@
-import pytest
+from datetime import datetime, timedelta
 
-from warroom import clock as _clock
+import pytest
+import time_machine
+from django.utils import timezone
+
+
+class Clock:
+    """Time stopped for the test (time-machine); `advance` moves it, `freeze` sets it."""
+
+    def __init__(self, at: datetime):
+        self._travel = None
+        self.freeze(at)
+
+    def freeze(self, at: datetime) -> None:
+        if timezone.is_naive(at):
+            raise ValueError("freeze() needs an aware datetime")
+        self.stop()
+        self._travel = time_machine.travel(at, tick=False)
+        self._coordinates = self._travel.start()
+
+    def advance(self, by: timedelta) -> datetime:
+        self._coordinates.shift(by)
+        return timezone.now()
+
+    @staticmethod
+    def now() -> datetime:
+        return timezone.now()
+
+    def stop(self) -> None:
+        if self._travel is not None:
+            self._travel.stop()
+            self._travel = None
 
 
 @pytest.fixture
 def clock():
-    """The product's clock, stopped; move it with clock.advance(timedelta(...))."""
-    from django.utils import timezone
-
-    _clock.freeze(timezone.now().replace(microsecond=0))
-    yield _clock
-    _clock.unfreeze()
+    """Time stopped at the start of the test; move it with clock.advance(timedelta(...))."""
+    stopped = Clock(timezone.now().replace(microsecond=0))
+    yield stopped
+    stopped.stop()

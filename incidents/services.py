@@ -17,7 +17,7 @@ from django.db.models import F
 
 from roster import selectors as roster_selectors
 from roster.models import Business, Person
-from warroom import clock
+from django.utils import timezone
 
 from . import events, metrics, permissions
 from .errors import GuardrailViolation, InvalidInput, InvalidTransition, NotAllowed
@@ -63,7 +63,7 @@ def _record(fault: Fault, kind: str, *, actor, data: dict, source: str | None = 
         actor=_user(actor),
         actor_label=_actor_label(actor, source),
         data=data,
-        created_at=clock.now(),
+        created_at=timezone.now(),
     )
     events.publish(event)
     return event
@@ -112,7 +112,7 @@ def _assign(fault: Fault, person: Person, role: str, actor) -> RoleAssignment:
         person=person,
         role=role,
         assigned_by=_user(actor),
-        assigned_at=clock.now(),
+        assigned_at=timezone.now(),
     )
 
 
@@ -139,7 +139,7 @@ def fault_declare(
     if not title:
         raise InvalidInput("A fault needs a title.")
     level = _level(level)
-    now = clock.now()
+    now = timezone.now()
     detected_at = detected_at or now
     if detected_at > now + timedelta(minutes=1):
         raise InvalidInput("The detection time is in the future.")
@@ -220,7 +220,7 @@ def _change_status(fault: Fault, *, to: str, allowed_from: tuple, actor, kind: s
             f"{' or '.join(Fault.Status(s).label.lower() for s in allowed_from)}."
         )
     previous = fault.status
-    now = clock.now()
+    now = timezone.now()
     fault.status = to
     if to == Fault.Status.MITIGATED:
         fault.mitigated_at = now
@@ -291,7 +291,7 @@ def role_assign(*, fault: Fault, person: Person, role: str, actor=None) -> RoleA
     if role == Role.COMMANDER:
         previous = active.select_related("person").first()
         if previous is not None:
-            previous.ended_at = clock.now()
+            previous.ended_at = timezone.now()
             previous.save(update_fields=["ended_at"])
             replaced = _person_ref(previous.person)
     assignment = _assign(fault, person, role, actor)
@@ -322,7 +322,7 @@ def role_check_in(*, fault: Fault, person: Person, actor=None, via: str = "api")
     pending = [a for a in assignments if a.checked_in_at is None]
     if not pending:
         return assignments
-    now = clock.now()
+    now = timezone.now()
     RoleAssignment.objects.filter(pk__in=[a.pk for a in pending]).update(checked_in_at=now)
     for a in pending:
         a.checked_in_at = now
@@ -362,7 +362,7 @@ def task_create(
         raise InvalidInput("A task needs a title.")
     if not RoleAssignment.objects.filter(fault=fault, person=assignee, ended_at__isnull=True).exists():
         raise InvalidInput(f"{assignee.name} has no role in this fault; assign him as an emergency handler first.")
-    now = clock.now()
+    now = timezone.now()
     if due_at is None:
         sla = _sla(fault.level)
         due_at = now + (sla.task_response_within if sla else FALLBACK_TASK_RESPONSE)
@@ -420,7 +420,7 @@ def task_update(
         )
     _require_not_closed(fault)
     changes: dict = {}
-    now = clock.now()
+    now = timezone.now()
     if status is not None and status != task.status:
         if status not in Task.Status.values:
             raise InvalidInput(f"Task status must be one of {', '.join(Task.Status.values)}.")
@@ -499,7 +499,7 @@ def plan_propose(*, fault: Fault, description: str, expected_impact: int, actor=
         description=description,
         expected_impact=_level(expected_impact),
         proposed_by=_user(actor),
-        proposed_at=clock.now(),
+        proposed_at=timezone.now(),
     )
     _record(fault, "plan.proposed", actor=actor, data=_plan_data(plan))
     return plan
@@ -519,7 +519,7 @@ def plan_approve(*, plan: MitigationPlan, actor=None) -> MitigationPlan:
     _guardrail(plan, fault, "approve")
     plan.status = MitigationPlan.Status.APPROVED
     plan.decided_by = _user(actor)
-    plan.decided_at = clock.now()
+    plan.decided_at = timezone.now()
     plan.save()
     _record(fault, "plan.approved", actor=actor, data=_plan_data(plan, fault_level=fault.level))
     return plan
@@ -533,7 +533,7 @@ def plan_reject(*, plan: MitigationPlan, reason: str = "", actor=None) -> Mitiga
     _require_plan_status(plan, MitigationPlan.Status.PROPOSED, "reject")
     plan.status = MitigationPlan.Status.REJECTED
     plan.decided_by = _user(actor)
-    plan.decided_at = clock.now()
+    plan.decided_at = timezone.now()
     plan.rejection_reason = reason or ""
     plan.save()
     _record(fault, "plan.rejected", actor=actor, data=_plan_data(plan, reason=plan.rejection_reason))
@@ -549,7 +549,7 @@ def plan_execute(*, plan: MitigationPlan, actor=None) -> MitigationPlan:
     # The level may have been lowered since approval; the guardrail holds at execution too.
     _guardrail(plan, fault, "execute")
     plan.status = MitigationPlan.Status.EXECUTED
-    plan.executed_at = clock.now()
+    plan.executed_at = timezone.now()
     plan.save()
     _record(fault, "plan.executed", actor=actor, data=_plan_data(plan))
     return plan
@@ -582,7 +582,7 @@ def status_update_post(
         kind=kind,
         body=body,
         author=_user(actor),
-        posted_at=clock.now(),
+        posted_at=timezone.now(),
     )
     _record(fault, "update.posted", actor=actor, data={"update": update.pk, "kind": kind, "body": body})
     return update

@@ -30,7 +30,7 @@ from incidents import services as incident_services
 from incidents.models import Fault, RoleAssignment, SLAPolicy, StatusUpdate, Task
 from roster import selectors as roster_selectors
 from roster.models import CommanderRule, NotificationGroup, Person
-from warroom import clock
+from django.utils import timezone
 
 from . import services, texts
 from .models import Channel, CollaborationGroup, Deadline, Delivery, Engagement
@@ -129,7 +129,7 @@ def on_timeline_event(event) -> None:
 
 
 def _declared(event, fault: Fault) -> None:
-    now = clock.now()
+    now = timezone.now()
     people: dict[Person, str] = {}
     for a in RoleAssignment.objects.filter(fault=fault, ended_at__isnull=True).select_related("person"):
         people.setdefault(a.person, a.get_role_display().lower())
@@ -158,7 +158,7 @@ def _role_assigned(event, fault: Fault) -> None:
         if old is not None:
             reason = f"{old.name} is no longer commander"
             Engagement.objects.filter(fault=fault, person=old, ended_at__isnull=True).update(
-                ended_at=clock.now(), end_reason=reason, next_check_at=None
+                ended_at=timezone.now(), end_reason=reason, next_check_at=None
             )
             _cancel_after_commit(fault, reason, person=old)
     if fault.is_open:
@@ -174,7 +174,7 @@ def _suspect_added(event, fault: Fault) -> None:
     business = Business.objects.filter(pk=(event.data.get("business") or {}).get("id")).first()
     if business is None or not fault.is_open:
         return
-    for person in roster_selectors.emergency_contacts(business=business, at=clock.now()):
+    for person in roster_selectors.emergency_contacts(business=business, at=timezone.now()):
         engagement_open(fault=fault, person=person, reason=f"emergency contact of {business.name}")
         group_join(fault=fault, person=person)
     _after_commit_follow_up(fault.pk)
@@ -184,7 +184,7 @@ def _checked_in_event(event, fault: Fault) -> None:
     person = Person.objects.filter(pk=(event.data.get("person") or {}).get("id")).first()
     if person is None or not _checked_in(fault.pk, person.pk):
         return
-    now = clock.now()
+    now = timezone.now()
     Engagement.objects.filter(fault=fault, person=person, ended_at__isnull=True).update(
         checked_in_at=now, ended_at=now, end_reason="checked in", next_check_at=None
     )
@@ -192,7 +192,7 @@ def _checked_in_event(event, fault: Fault) -> None:
 
 
 def _resolved(event, fault: Fault) -> None:
-    now = clock.now()
+    now = timezone.now()
     reason = f"the fault is {event.data.get('to', 'resolved')}"
     Engagement.objects.filter(fault=fault, ended_at__isnull=True).update(ended_at=now, end_reason=reason, next_check_at=None)
     Deadline.objects.filter(fault=fault, done_at__isnull=True).update(done_at=now)
@@ -204,7 +204,7 @@ def _resolved(event, fault: Fault) -> None:
 
 def _reopened(event, fault: Fault) -> None:
     # Repeats and progress deadlines start again; people are pulled in again by new assignments.
-    now, sla = clock.now(), sla_for(fault)
+    now, sla = timezone.now(), sla_for(fault)
     _group_create_again(event, fault)
     Deadline.objects.filter(fault=fault, kind=Deadline.Kind.RENOTIFY).update(due_at=now, done_at=None)
     Deadline.objects.filter(fault=fault, kind=Deadline.Kind.PROGRESS).update(
@@ -215,7 +215,7 @@ def _reopened(event, fault: Fault) -> None:
 def _update_posted(event, fault: Fault) -> None:
     if event.data.get("kind") != StatusUpdate.Kind.PROGRESS:
         return
-    due = clock.now() + sla_for(fault).progress_update_every
+    due = timezone.now() + sla_for(fault).progress_update_every
     Deadline.objects.filter(fault=fault, kind=Deadline.Kind.PROGRESS, done_at__isnull=True).update(due_at=due, stage=0)
 
 
@@ -231,7 +231,7 @@ def _task_updated(event, fault: Fault) -> None:
         return
     rows = Deadline.objects.filter(fault=fault, kind=Deadline.Kind.TASK, task=task, done_at__isnull=True)
     if task.acknowledged_at is not None or task.status in (Task.Status.DONE, Task.Status.CANCELLED):
-        rows.update(done_at=clock.now())
+        rows.update(done_at=timezone.now())
     elif "due_at" in event.data:
         rows.update(due_at=task.due_at, stage=0)
 
@@ -310,7 +310,7 @@ def group_open(*, fault: Fault, people: list[Person]) -> CollaborationGroup:
         title=f"{fault.get_level_display()} #{fault.pk} {fault.title}"[:30],
         owner=owner,
         members=[_member(p) for p in people],
-        created_at=clock.now(),
+        created_at=timezone.now(),
     )
     _group_create(fault, group, key=f"fault:{fault.pk}:group")
     return group
@@ -503,7 +503,7 @@ def gave_up(d: Delivery, error: str) -> None:
         _outcome(d, f"Could not create the collaboration group: {error}", status=Status.FAILED, error=error)
         # What waited for the group can never be sent.
         Delivery.objects.filter(group_id=d.group_id, status=Status.PENDING, target="").update(
-            status=Status.CANCELLED, finished_at=clock.now(), last_error="the group could not be created"
+            status=Status.CANCELLED, finished_at=timezone.now(), last_error="the group could not be created"
         )
     elif d.channel == Channel.DINGTALK_GROUP_MEMBER_ADD:
         _outcome(d, f"Could not add {d.person.name} to the group: {error}", status=Status.FAILED, error=error)
@@ -526,7 +526,7 @@ def _outcome(d: Delivery, text: str, *, status: str, **extra) -> None:
 
 
 def _group_created(d: Delivery, sent: Sent) -> None:
-    now = clock.now()
+    now = timezone.now()
     group = CollaborationGroup.objects.select_for_update().get(pk=d.group_id)
     cid = (sent.data or {}).get("open_conversation_id", "")
     group.open_conversation_id, group.chat_id = cid, (sent.data or {}).get("chat_id", "")
@@ -650,7 +650,7 @@ def notification_round(*, fault: Fault, round, final: bool = False) -> list[Deli
 
 def engagement_open(*, fault: Fault, person: Person, reason: str) -> Engagement:
     """Pull `person` in: the scheduler pages him now and follows up until he checks in."""
-    now = clock.now()
+    now = timezone.now()
     has_role = _active_roles(fault.pk, person.pk).exists()
     engagement, created = Engagement.objects.get_or_create(
         fault=fault,
@@ -740,7 +740,7 @@ def _next_commander(fault: Fault, now) -> Person | None:
 @transaction.atomic
 def engagement_follow_up(*, engagement_id: int) -> str | None:
     """Take the next step for one engagement that is due; returns what was done."""
-    now = clock.now()
+    now = timezone.now()
     e = services.lock_after_its_fault(
         Engagement.objects.select_related("fault", "person").filter(
             pk=engagement_id, ended_at__isnull=True, next_check_at__lte=now
@@ -829,7 +829,7 @@ def _remind(fault: Fault, person: Person, *, key: str, subject: str, body: str) 
 
 @transaction.atomic
 def deadline_follow_up(*, deadline_id: int) -> str | None:
-    now = clock.now()
+    now = timezone.now()
     d = services.lock_after_its_fault(
         Deadline.objects.select_related("fault", "task__assignee").filter(
             pk=deadline_id, done_at__isnull=True, due_at__lte=now
@@ -915,7 +915,7 @@ def _task_overdue(d: Deadline, fault: Fault, sla: Sla, now) -> str | None:
 
 def follow_ups_run(*, fault_id: int | None = None) -> dict:
     """Take every engagement and deadline that is due (of one fault, or all)."""
-    now = clock.now()
+    now = timezone.now()
     engagements = Engagement.objects.filter(ended_at__isnull=True, next_check_at__lte=now)
     deadlines = Deadline.objects.filter(done_at__isnull=True, due_at__lte=now)
     if fault_id is not None:

@@ -38,7 +38,7 @@ from django.db.models import F, Q
 from incidents import services as incident_services
 from incidents.models import Fault, RoleAssignment
 from roster.models import Person
-from warroom import clock
+from django.utils import timezone
 
 from .models import GROUP_CHANNELS, RECEIPT_CHANNELS, Channel, CollaborationGroup, Delivery
 from .transports import aliyun_sms, aliyun_voice, dingtalk, email, sandbox, webhook
@@ -140,7 +140,7 @@ def delivery_create(
     lock_fault_first(fault.pk)
     if channel not in Channel.values:
         raise ValueError(f"unknown channel {channel!r}")
-    now = clock.now()
+    now = timezone.now()
     delivery, created = Delivery.objects.get_or_create(
         idempotency_key=idempotency_key,
         defaults={
@@ -239,7 +239,7 @@ def delivery_claim(*, delivery_id: int) -> Lease | None:
 
     A row waiting for the fault's group is left alone until the group exists.
     """
-    now = clock.now()
+    now = timezone.now()
     token = secrets.token_hex(8)
     waiting = Delivery.objects.filter(pk=delivery_id, target="", group__isnull=False, channel__in=GROUP_CHANNELS)
     if waiting.exists():
@@ -280,7 +280,7 @@ def delivery_attempt(*, delivery_id: int) -> str | None:
     # Only while our lease holds: a worker stalled past it has lost the row to the sweeper,
     # which may already have handed it to another worker, and must not send it too.
     dispatched = Delivery.objects.filter(pk=delivery.pk, status=Status.SENDING, lease_token=lease.token).update(
-        dispatched_at=clock.now()
+        dispatched_at=timezone.now()
     )
     if dispatched != 1:
         log.warning("delivery %s was reclaimed before we sent it", delivery.pk)
@@ -390,7 +390,7 @@ def _held(lease: Lease):
 def _sent(lease: Lease, sent: Sent) -> str | None:
     d = lease.delivery
     lock_fault_first(d.fault_id)
-    now = clock.now()
+    now = timezone.now()
     status = Status.DELIVERED if sent.delivered else Status.SENT
     if not _held(lease).exists():
         log.warning("delivery %s was reclaimed while we sent it", d.pk)
@@ -436,7 +436,7 @@ def delivery_attempt_failed(*, lease: Lease, error: TransportError) -> str | Non
         return None
     d = row
     d.fault = lease.delivery.fault
-    now = clock.now()
+    now = timezone.now()
     if error.ambiguous and not d.has_provider_key:
         due = now + timedelta(seconds=settings.NOTIFY_RECEIPT_WAIT_SECONDS) if d.channel in RECEIPT_CHANNELS else None
         held.update(
@@ -483,7 +483,7 @@ def delivery_attempt_failed(*, lease: Lease, error: TransportError) -> str | Non
 @transaction.atomic
 def _finish(lease: Lease, *, status: str, error: str = "") -> None:
     lock_fault_first(lease.delivery.fault_id)
-    _held(lease).update(status=status, finished_at=clock.now(), lease_until=None, last_error=error)
+    _held(lease).update(status=status, finished_at=timezone.now(), lease_until=None, last_error=error)
 
 
 def _page_next(d: Delivery) -> Delivery | None:
@@ -517,7 +517,7 @@ def delivery_receipt_record(*, provider_key: str, channel: str, delivered: bool,
         return False
     if d.status not in (Status.SENT, Status.SENDING):
         return True  # already settled (or never sent): a repeated push
-    now = clock.now()
+    now = timezone.now()
     status = Status.DELIVERED if delivered else Status.FAILED
     Delivery.objects.filter(pk=d.pk).update(
         status=status, receipt=receipt, finished_at=now, lease_until=None, receipt_due_at=None,
@@ -586,7 +586,7 @@ def deliveries_cancel(*, fault: Fault, reason: str, person: Person | None = None
     rows = Delivery.objects.filter(fault=fault, status=Status.PENDING, stop_on_resolve=True)
     if person is not None:
         rows = rows.filter(person=person, purpose=Delivery.Purpose.PAGE)
-    return rows.update(status=Status.CANCELLED, finished_at=clock.now(), last_error=reason)
+    return rows.update(status=Status.CANCELLED, finished_at=timezone.now(), last_error=reason)
 
 
 def deliveries_cancelled_record(*, fault: Fault, count: int, reason: str, person: Person | None = None) -> None:
@@ -619,7 +619,7 @@ def _checked_in_all(fault_id: int, person_id: int) -> bool:
 
 def deliveries_sweep() -> dict:
     """Run by beat every few seconds: cancel, reclaim, settle and re-queue what is due."""
-    now = clock.now()
+    now = timezone.now()
     counts = {"cancelled": 0, "reclaimed": 0, "unconfirmed": 0, "queued": 0}
 
     resolved = Fault.objects.exclude(status__in=Fault.OPEN_STATUSES).filter(
@@ -682,7 +682,7 @@ def _receipt_overdue(delivery_id: int) -> int:
     )
     if d is None:
         return 0
-    Delivery.objects.filter(pk=d.pk).update(status=Status.FAILED, finished_at=clock.now(), receipt_due_at=None)
+    Delivery.objects.filter(pk=d.pk).update(status=Status.FAILED, finished_at=timezone.now(), receipt_due_at=None)
     _outcome(d, f"{_label(d)} unconfirmed: no receipt came", status=Status.FAILED)
     if d.purpose == Delivery.Purpose.PAGE:
         _page_next(d)

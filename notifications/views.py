@@ -16,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from incidents.errors import ServiceError
-from warroom import clock
+from django.utils import timezone
 
 from . import services
 
@@ -73,7 +73,7 @@ def dingtalk_card_callback(request):
     if not hmac.compare_digest(card_signature(secret, timestamp).encode(), signature.encode("utf-8", "replace")):
         return _refuse(401, "The signature does not match.")
     try:
-        skew = abs(int(clock.now().timestamp() * 1000) - int(timestamp))
+        skew = abs(int(timezone.now().timestamp() * 1000) - int(timestamp))
     except ValueError:
         return _refuse(401, "The signature timestamp is not a number of milliseconds.")
     if skew > CARD_TIMESTAMP_TOLERANCE_MS:

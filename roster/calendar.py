@@ -4,7 +4,7 @@ import datetime as dt
 
 from icalendar import Calendar, Event
 
-from warroom import clock
+from django.utils import timezone
 
 from . import selectors
 from .models import Person, Schedule
@@ -21,7 +21,7 @@ LOOKBACK = dt.timedelta(days=31)
 
 
 def feed_window(at: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
-    at = at or clock.now()
+    at = at or timezone.now()
     return at - PAST, at + FUTURE
 
 
@@ -43,7 +43,7 @@ def render(*, name: str, shifts: list[Shift], uid_prefix: str) -> bytes:
     calendar.add("calscale", "GREGORIAN")
     calendar.add("method", "PUBLISH")
     calendar.add("x-wr-calname", name)
-    stamp = clock.now()
+    stamp = timezone.now()
     for shift in shifts:
         event = Event()
         names = ", ".join(p.name for p in shift.people)

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from django.db.models import Prefetch
 
-from warroom import clock
+from django.utils import timezone
 
 from .models import (
     Business,
@@ -188,7 +188,7 @@ def on_call(*, schedule: Schedule, at: dt.datetime | None = None) -> list[Person
     order). Otherwise the highest layer with someone on call answers; two rotations on the
     same layer both answer. Empty when nobody is on call.
     """
-    at = _aware(at or clock.now())
+    at = _aware(at or timezone.now())
     people, _, _ = _Plan(schedule, at, at + dt.timedelta(microseconds=1)).evaluate(at)
     return list(people)
 
@@ -231,7 +231,7 @@ def person_shifts(*, person: Person, start: dt.datetime, end: dt.datetime) -> li
 
 def next_handoffs(*, schedule: Schedule, days: int = 7, at: dt.datetime | None = None) -> list[Shift]:
     """On call now and for the next `days` days: the shifts overlapping [at, at + days)."""
-    at = _aware(at or clock.now())
+    at = _aware(at or timezone.now())
     return shifts(schedule=schedule, start=at, end=at + dt.timedelta(days=days))
 
 
@@ -288,7 +288,7 @@ def choose_commander(*, level: int, business: Business | None, at: dt.datetime |
     is tried. A schedule with several people on call gives its first. Person None when
     there is no rule for the level or no candidate yields anyone.
     """
-    at = _aware(at or clock.now())
+    at = _aware(at or timezone.now())
     rule = (
         CommanderRule.objects.filter(level=level)
         .prefetch_related("candidates__person", "candidates__team__leader", "candidates__schedule")
@@ -318,7 +318,7 @@ def fault_handler_on_duty(*, at: dt.datetime | None = None) -> Choice:
     This is who initiates automatically declared faults. Person None (with the reason in
     the explanation) when there is no such schedule or nobody is on call on it.
     """
-    at = _aware(at or clock.now())
+    at = _aware(at or timezone.now())
     schedule = fault_handler_schedule()
     explanation = {"rule": "fault handler on duty", "chosen": None, "fallbacks": []}
     if schedule is None:
@@ -339,7 +339,7 @@ def emergency_contacts(*, business: Business, at: dt.datetime | None = None) -> 
     (or the business has no schedule), its stability contact, else its technical team
     leader; else nobody.
     """
-    at = _aware(at or clock.now())
+    at = _aware(at or timezone.now())
     if business.emergency_schedule_id is not None:
         people = on_call(schedule=business.emergency_schedule, at=at)
         if people:
@@ -401,7 +401,7 @@ def escalation_due(
     most `repeat_limit` times). With waited=None, all steps once, without repeats. A
     caller compares this list with the pages it has already sent.
     """
-    at = _aware(at or clock.now())
+    at = _aware(at or timezone.now())
     policy = escalation_policy_for(business=business)
     if policy is None:
         return []

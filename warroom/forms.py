@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from incidents.models import Fault, Level, MitigationPlan, RoleAssignment, StatusUpdate, Task
 from notifications.models import Channel, Delivery
 from roster.models import Business, Person
-from warroom import clock
+from django.utils import timezone
 
 LEVEL_CHOICES = [(v, label) for v, label in Level.choices]
 
@@ -62,7 +62,7 @@ class TaskCreateForm(forms.Form):
 
     def due_at(self):
         minutes = self.cleaned_data.get("due_in_minutes")
-        return clock.now() + timedelta(minutes=minutes) if minutes else None
+        return timezone.now() + timedelta(minutes=minutes) if minutes else None
 
 
 class TaskUpdateForm(forms.Form):

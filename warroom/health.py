@@ -5,7 +5,9 @@ from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 
-from . import clock, heartbeat
+from django.utils import timezone
+
+from . import heartbeat
 
 
 def _database() -> dict:
@@ -32,7 +34,7 @@ def _worker() -> dict:
         return {"ok": False, "error": f"cannot read the heartbeat: {exc}"}
     if last is None:
         return {"ok": False, "error": "no heartbeat yet: are the Celery worker and beat running?"}
-    age = (clock.now() - datetime.fromisoformat(last["at"])).total_seconds()
+    age = (timezone.now() - datetime.fromisoformat(last["at"])).total_seconds()
     ok = age <= settings.WORKER_HEARTBEAT_STALE_AFTER
     result = {"ok": ok, "last_heartbeat": last["at"], "age_seconds": round(age, 1), "hostname": last["hostname"]}
     if not ok:

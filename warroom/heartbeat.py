@@ -5,7 +5,7 @@ import json
 import redis
 from django.conf import settings
 
-from . import clock
+from django.utils import timezone
 
 KEY = "warroom:worker:heartbeat"
 
@@ -15,7 +15,7 @@ def client() -> redis.Redis:
 
 
 def beat(hostname: str) -> None:
-    payload = {"at": clock.now().isoformat(), "hostname": hostname}
+    payload = {"at": timezone.now().isoformat(), "hostname": hostname}
     client().set(KEY, json.dumps(payload), ex=settings.WORKER_HEARTBEAT_STALE_AFTER * 10)
 
 

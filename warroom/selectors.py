@@ -32,7 +32,7 @@ from incidents.models import (
 from notifications import selectors as notification_selectors
 from notifications.models import Channel, CollaborationGroup, Delivery, Engagement, SandboxMessage
 from roster.models import Person
-from warroom import clock
+from django.utils import timezone
 
 # The page shows this many of the newest timeline events; the API has the rest.
 TIMELINE_ON_PAGE = 200
@@ -193,7 +193,7 @@ def war_room(fault: Fault, user) -> WarRoom:
     fault = Fault.objects.select_related("affected_business").prefetch_related("suspected_cause_businesses").get(
         pk=fault.pk
     )
-    now = clock.now()
+    now = timezone.now()
     sla = SLAPolicy.objects.filter(level=fault.level).first()
     me = permissions.person_of(user)
 

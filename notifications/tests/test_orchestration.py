@@ -6,9 +6,11 @@ row (`work`), and `follow_ups_run` / `deliveries_sweep` for the scheduler's tick
 """
 
 import json
+
 from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from incidents import services as incidents
 from incidents.models import RoleAssignment, Task, TimelineEvent
@@ -81,10 +83,8 @@ def declare(world, act, **kwargs):
 
 def work(act):
     """The workers: attempt every due row until nothing more is due."""
-    from warroom import clock
-
     for _ in range(20):
-        due = Delivery.objects.filter(status=Status.PENDING, next_attempt_at__lte=clock.now()).values_list("pk", flat=True)
+        due = Delivery.objects.filter(status=Status.PENDING, next_attempt_at__lte=timezone.now()).values_list("pk", flat=True)
         results = [act(services.delivery_attempt, delivery_id=pk) for pk in list(due)]
         if not any(results):
             return
@@ -326,8 +326,6 @@ def test_an_unacknowledged_task_reminds_its_assignee_then_is_flagged_to_the_comm
 
 
 def test_a_task_whose_due_time_was_moved_is_reminded_again_when_it_passes(world, providers, clock, act):
-    from warroom import clock as product_clock
-
     fault = declare(world, act)
     tick(act)
     for person in (world.li, world.han, world.wang):
@@ -339,7 +337,7 @@ def test_a_task_whose_due_time_was_moved_is_reminded_again_when_it_passes(world,
     tick(act)
     assert len(events(fault, "sla.reminder")) == 1 and len(sms_to(providers, world.han)) == 1
 
-    act(incidents.task_update, task=task, due_at=product_clock.now() + timedelta(minutes=10))
+    act(incidents.task_update, task=task, due_at=clock.now() + timedelta(minutes=10))
     clock.advance(timedelta(minutes=5))
     act(incidents.status_update_post, fault=fault, body="Still rolling back")
     clock.advance(timedelta(minutes=6))

@@ -12,7 +12,7 @@ import urllib.parse
 
 from django.conf import settings
 
-from warroom import clock
+from django.utils import timezone
 
 from .base import GATEWAY_ERRORS, TransportError, http_request, json_of
 
@@ -65,7 +65,7 @@ def call(endpoint: str, action: str, params: dict) -> dict:
         params=params,
         access_key_id=settings.ALIYUN_ACCESS_KEY_ID,
         secret=settings.ALIYUN_ACCESS_KEY_SECRET,
-        date=clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        date=timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
         nonce=secrets.token_hex(16),
     )
     query = "&".join(f"{pe(k)}={pe(v)}" for k, v in sorted(params.items()))

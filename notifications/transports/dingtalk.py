@@ -14,7 +14,7 @@ import urllib.parse
 from django.conf import settings
 from django.core.cache import cache
 
-from warroom import clock
+from django.utils import timezone
 
 from .base import GATEWAY_ERRORS, Sent, TransportError, http_request, json_of
 
@@ -223,7 +223,7 @@ def custom_robot_sign(secret: str, timestamp_ms: int) -> str:
 
 def custom_robot_send(*, access_token: str, secret: str, title: str, text: str, msg_uuid: str = "") -> Sent:
     """Markdown through a group's custom robot; `msg_uuid` de-duplicates on DingTalk's side."""
-    timestamp = int(clock.now().timestamp() * 1000)
+    timestamp = int(timezone.now().timestamp() * 1000)
     query = urllib.parse.urlencode(
         {"access_token": access_token, "timestamp": timestamp, "sign": custom_robot_sign(secret, timestamp)}
     )

@@ -11,7 +11,7 @@ import json
 
 from django.conf import settings
 
-from warroom import clock
+from django.utils import timezone
 
 from .base import Sent, TransportError, http_request
 
@@ -26,7 +26,7 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 
 def send(*, url: str, payload: dict, delivery_id: str) -> Sent:
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    timestamp = str(int(clock.now().timestamp()))
+    timestamp = str(int(timezone.now().timestamp()))
     headers = {
         "Content-Type": "application/json",
         "X-WarRoom-Delivery": delivery_id,

@@ -16,7 +16,7 @@ from notifications import orchestration
 from notifications import services as notification_services
 from notifications.models import Delivery
 from notifications.tests import factories as people
-from warroom import clock
+from django.utils import timezone
 
 from .browser import in_thread
 from .test_browser import DESKTOP, PASSWORD, PHONE, _default_slas, browser, pages, server, shot  # noqa: F401
@@ -56,7 +56,7 @@ class P1:
 def work(*channels):
     """The workers: send every due row, until nothing more is due."""
     for _ in range(20):
-        due = Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=clock.now())
+        due = Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=timezone.now())
         if channels:
             due = due.filter(channel__in=channels)
         if not any([notification_services.delivery_attempt(delivery_id=pk) for pk in list(due.values_list("pk", flat=True))]):

@@ -15,7 +15,7 @@ from notifications import orchestration
 from notifications import services as notification_services
 from notifications.models import Channel, Delivery, Engagement, SandboxMessage
 from notifications.tests import factories as people
-from warroom import clock
+from django.utils import timezone
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +58,7 @@ class Room:
     def work(self, *channels):
         """The workers: send every due row (of these channels), until nothing more is due."""
         for _ in range(20):
-            due = Delivery.objects.filter(status=Status.PENDING, next_attempt_at__lte=clock.now())
+            due = Delivery.objects.filter(status=Status.PENDING, next_attempt_at__lte=timezone.now())
             if channels:
                 due = due.filter(channel__in=channels)
             results = [self.commit(notification_services.delivery_attempt, delivery_id=pk) for pk in due.values_list("pk", flat=True)]

@@ -32,7 +32,7 @@ from roster.models import (
     Team,
     Weekday,
 )
-from warroom import clock
+from django.utils import timezone
 
 PEOPLE = [
     # key, name, phone, DingTalk userId, username
@@ -241,7 +241,7 @@ class Command(BaseCommand):
         # An override from tomorrow 09:00 to 21:00 Shanghai time: Li Lei stands in for the fault handler.
         handlers = schedules["fault-handler-on-duty"]
         if not handlers.overrides.exists():
-            tomorrow = clock.now().astimezone(handlers.zone).date() + dt.timedelta(days=1)
+            tomorrow = timezone.now().astimezone(handlers.zone).date() + dt.timedelta(days=1)
             start = dt.datetime.combine(tomorrow, dt.time(9, 0), tzinfo=handlers.zone)
             Override.objects.create(
                 schedule=handlers, person=people["li"], start=start, end=start + dt.timedelta(hours=12),
