@@ -1,0 +1,58 @@
+"""Every kind of timeline event, named once, with the data it carries.
+
+A service records exactly one event per change (`incidents.services`); the live page,
+the timeline API and the notifications app read `TimelineEvent.kind` against these names.
+`EventKind` members are strings, so `event.kind == EventKind.FAULT_DECLARED` holds for a
+row read back from the database.
+
+Data shared by many kinds: a person is `{"id", "name"}`; a business is `{"id", "name"}`.
+"""
+
+from enum import StrEnum
+
+
+class EventKind(StrEnum):
+    # {"level", "title", "impact", "affected_business", "suspected_cause_businesses": [...],
+    #  "commander", "fault_handler", "selection": [why each candidate was chosen or skipped]}
+    FAULT_DECLARED = "fault.declared"
+    # {"from", "to", "reason"}
+    FAULT_LEVEL_CHANGED = "fault.level_changed"
+    # {"from", "to"} — the status before and after
+    FAULT_MITIGATED = "fault.mitigated"
+    FAULT_RECOVERED = "fault.recovered"
+    FAULT_CLOSED = "fault.closed"
+    # {"from", "to", "reason"}
+    FAULT_REOPENED = "fault.reopened"
+    # {"business"}
+    FAULT_SUSPECT_ADDED = "fault.suspect_added"
+    # {"person", "role", "replaced": person or None}
+    ROLE_ASSIGNED = "role.assigned"
+    # {"person", "roles": [...], "via": "api" | "page" | "card"}
+    ROLE_CHECKED_IN = "role.checked_in"
+    # {"task", "title", "kind", "assignee", "due_at"}
+    TASK_CREATED = "task.created"
+    # {"task", "title", and each changed field: "status", "progress", "due_at"}
+    TASK_UPDATED = "task.updated"
+    # {"plan", "description", "expected_impact", "status"} (+ "fault_level" when approved,
+    #  "reason" when rejected)
+    PLAN_PROPOSED = "plan.proposed"
+    PLAN_APPROVED = "plan.approved"
+    PLAN_REJECTED = "plan.rejected"
+    PLAN_EXECUTED = "plan.executed"
+    # {"update", "kind": "progress" | "note", "body"}
+    UPDATE_POSTED = "update.posted"
+    # {"text", "status", "channel", "transport", "delivery", "person", "attempt", ...}:
+    # what became of one message (sent, delivered, retrying, failed, cancelled, ...)
+    DELIVERY_OUTCOME = "delivery.outcome"
+    # {"what": "check_in" | "task_response" | "progress_update", "text", ...}
+    SLA_REMINDER = "sla.reminder"
+    SLA_BREACHED = "sla.breached"
+    # {"requested_by"}
+    CONFERENCE_REQUESTED = "conference.requested"
+    # {"url", "conference", "room_code", "phone_numbers", "members", "transport"}
+    CONFERENCE_STARTED = "conference.started"
+    # {"text", "transport", "since", "failures"}: a provider fails for everyone; nobody is
+    # escalated or replaced for the silence it causes
+    PROVIDER_OUTAGE = "provider.outage"
+    # {"text", "transport", "since", "until", "seconds"}: the provider answers again
+    PROVIDER_RECOVERED = "provider.recovered"
