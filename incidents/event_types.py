@@ -12,12 +12,15 @@ from enum import StrEnum
 
 
 class EventKind(StrEnum):
-    # {"level", "title", "impact", "affected_business", "suspected_cause_businesses": [...],
-    #  "commander", "fault_handler", "selection": [why each candidate was chosen or skipped]}
+    # {"title", "level", "impact", "affected_business", "suspected_cause_businesses": [...],
+    #  "roles": [{"role", "person", "selection"}], "unfilled_roles": [{"role", "selection"}]}
+    # "selection" is {"given": true} when the declarer named the person, else how the roster
+    # chose: {"rule", "chosen", "fallbacks": [each candidate skipped, and why]}
     FAULT_DECLARED = "fault.declared"
-    # {"from", "to", "reason"}
+    # {"from", "to", "raised": true when the new level is more severe, "reason"}
     FAULT_LEVEL_CHANGED = "fault.level_changed"
-    # {"from", "to"} — the status before and after
+    # {"from", "to"} — the status before and after; a recovery also carries "summary", the
+    # recovery metrics computed in the same transaction (`incidents.metrics.summarize`)
     FAULT_MITIGATED = "fault.mitigated"
     FAULT_RECOVERED = "fault.recovered"
     FAULT_CLOSED = "fault.closed"
@@ -25,15 +28,16 @@ class EventKind(StrEnum):
     FAULT_REOPENED = "fault.reopened"
     # {"business"}
     FAULT_SUSPECT_ADDED = "fault.suspect_added"
-    # {"person", "role", "replaced": person or None}
+    # {"role", "person", "replaced": the commander he replaces, or None}
     ROLE_ASSIGNED = "role.assigned"
-    # {"person", "roles": [...], "via": "api" | "page" | "card"}
+    # {"person", "roles": [those checked in to now], "via": "api" | "web" | "card"}
     ROLE_CHECKED_IN = "role.checked_in"
     # {"task", "title", "kind", "assignee", "due_at"}
     TASK_CREATED = "task.created"
-    # {"task", "title", and each changed field: "status", "progress", "due_at"}
+    # {"task", "title", "assignee", and each changed field: "status": {"from", "to"},
+    #  "progress", "due_at"}
     TASK_UPDATED = "task.updated"
-    # {"plan", "description", "expected_impact", "status"} (+ "fault_level" when approved,
+    # {"plan", "description", "expected_impact"} (+ "fault_level" when approved,
     #  "reason" when rejected)
     PLAN_PROPOSED = "plan.proposed"
     PLAN_APPROVED = "plan.approved"
@@ -41,13 +45,16 @@ class EventKind(StrEnum):
     PLAN_EXECUTED = "plan.executed"
     # {"update", "kind": "progress" | "note", "body"}
     UPDATE_POSTED = "update.posted"
-    # {"text", "status", "channel", "transport", "delivery", "person", "attempt", ...}:
-    # what became of one message (sent, delivered, retrying, failed, cancelled, ...)
+    # {"text", "status", "person": person or None, ...}: what became of one message (sent,
+    # delivered, retrying, failed, cancelled, ...), with its "delivery", "channel",
+    # "transport" and "attempt"; pending messages cancelled together carry "count" and
+    # "reason" instead, and a person left with no way to be paged carries "page"
     DELIVERY_OUTCOME = "delivery.outcome"
-    # {"what": "check_in" | "task_response" | "progress_update", "text", ...}
+    # {"what": "check_in" | "task_response" | "progress_update" | "notify", "text", ...}:
+    # the rest says whom it concerns and who was reminded, re-paged or told
     SLA_REMINDER = "sla.reminder"
     SLA_BREACHED = "sla.breached"
-    # {"requested_by"}
+    # {"requested_by": person, or None when no person asked (the product, an account with no person)}
     CONFERENCE_REQUESTED = "conference.requested"
     # {"url", "conference", "room_code", "phone_numbers", "members", "transport"}
     CONFERENCE_STARTED = "conference.started"

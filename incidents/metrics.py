@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from django.utils.translation import pgettext
 
+from .event_types import EventKind
 from .models import Fault, RecoverySummary, SLAPolicy, StatusUpdate
 
 REACHED = ("sent", "delivered", "answered")
@@ -33,10 +34,12 @@ def _verdict(done_at: datetime | None, start: datetime, within: timedelta, now: 
 
 
 def summarize(*, fault: Fault, at: datetime) -> dict:
+    # The row, not `selectors.sla_for`: SLAs are judged only against what an admin has set
+    # for the level; without a row the summary keeps its times and gives no verdicts.
     sla = SLAPolicy.objects.filter(level=fault.level).first()
     timeline = list(fault.timeline.order_by("seq"))
     reached = [
-        e.created_at for e in timeline if e.kind == "delivery.outcome" and e.data.get("status") in REACHED
+        e.created_at for e in timeline if e.kind == EventKind.DELIVERY_OUTCOME and e.data.get("status") in REACHED
     ]
     notified_at = min(reached) if reached else None
     tasks = list(fault.tasks.select_related("assignee"))
@@ -92,7 +95,7 @@ def summarize(*, fault: Fault, at: datetime) -> dict:
 
     outcomes: dict[str, int] = {}
     for e in timeline:
-        if e.kind == "delivery.outcome" and e.data.get("status"):
+        if e.kind == EventKind.DELIVERY_OUTCOME and e.data.get("status"):
             outcomes[e.data["status"]] = outcomes.get(e.data["status"], 0) + 1
 
     verdicts = [r["verdict"] for r in roles] + [t["verdict"] for t in task_rows]

@@ -8,7 +8,7 @@ import pytest
 
 from incidents import services
 from incidents.models import RoleAssignment, TimelineEvent
-from notifications import services as outbox
+from notifications.outbox.attempts import delivery_attempt
 from notifications.models import Channel, Delivery
 from notifications.tests.conftest import outbound_guard, providers  # noqa: F401  (fixtures)
 from notifications.tests.conftest import fake  # noqa: F401
@@ -81,7 +81,7 @@ def test_the_conference_invites_the_checked_in_members_and_its_link_reaches_the_
     for _ in range(3):
         for d in Delivery.objects.filter(fault=fault, status="pending").order_by("pk"):
             with django_capture_on_commit_callbacks(execute=True):
-                outbox.delivery_attempt(delivery_id=d.pk)
+                delivery_attempt(delivery_id=d.pk)
 
     [call] = providers.calls(CONFERENCE)
     assert call.json["userId"] == "union1" and call.json["inviteUserIds"] == []
@@ -101,7 +101,7 @@ def test_once_more_members_check_in_they_are_all_invited(cast, providers, clock)
         services.role_check_in(fault=cast.fault, person=person)
     services.conference_request(fault=cast.fault, actor=None)
     d = Delivery.objects.get(fault=cast.fault, channel=Channel.DINGTALK_CONFERENCE)
-    outbox.delivery_attempt(delivery_id=d.pk)
+    delivery_attempt(delivery_id=d.pk)
     [call] = providers.calls(CONFERENCE)
     assert {call.json["userId"], *call.json["inviteUserIds"]} == {"union1", "union2"}
     assert RoleAssignment.objects.filter(fault=cast.fault, checked_in_at__isnull=False).count() == 2
