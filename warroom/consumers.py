@@ -37,8 +37,9 @@ from django.utils import translation
 from incidents import permissions
 from incidents.models import Fault
 
-from . import selectors
 from .broadcast import fault_group
+from .event_text import with_text
+from .selectors.war_room import events_after
 
 # A client further behind than this reloads a snapshot instead of replaying (a setting, so
 # that a deployment with very chatty faults can raise it).
@@ -122,7 +123,7 @@ class FaultConsumer(AsyncWebsocketConsumer):
 
     async def _send_events(self, events: list[dict]) -> None:
         with translation.override(self.language):
-            texts = [selectors.with_text(e) for e in events]
+            texts = [with_text(e) for e in events]
         for event in texts:
             await self._send({"type": "event", "event": event})
             self.sent.add(event["seq"])
@@ -144,7 +145,7 @@ class FaultConsumer(AsyncWebsocketConsumer):
         limit = catch_up_limit()
         if after >= last_seq or last_seq - after > limit:
             return last_seq, []
-        return last_seq, selectors.events_after(self.fault_id, after, limit)
+        return last_seq, events_after(self.fault_id, after, limit)
 
     def _query(self) -> dict[str, str]:
         raw = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))

@@ -1,14 +1,18 @@
 """The fault socket, against the real ASGI application and the real Redis channel layer."""
 
+import logging
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 from django.test import Client
 
 from incidents import services
+from incidents.event_types import EventKind
 from incidents.models import RoleAssignment, Task
 from incidents.tests.factories import Cast, person, user
 from warroom.asgi import application
@@ -206,13 +210,13 @@ def test_a_change_reaches_an_open_socket_once_it_has_committed():
         message = await ws.receive_json_from(timeout=5)
         assert message["type"] == "event"
         assert message["event"]["seq"] == 3
-        assert message["event"]["kind"] == "task.created"
+        assert message["event"]["kind"] == EventKind.TASK_CREATED
         assert message["event"]["data"]["assignee"]["name"] == "Li Lei"
         await database_sync_to_async(services.status_update_post)(
             fault=cast.fault, body="Gateway restarted", actor=cast.commander_user
         )
         message = await ws.receive_json_from(timeout=5)
-        assert (message["event"]["seq"], message["event"]["kind"]) == (4, "update.posted")
+        assert (message["event"]["seq"], message["event"]["kind"]) == (4, EventKind.UPDATE_POSTED)
         assert await ws.receive_nothing(timeout=0.2)
         await ws.disconnect()
 
@@ -233,3 +237,38 @@ def test_events_come_in_the_readers_language():
         await ws.disconnect()
 
     run(scenario)
+
+
+def test_an_idle_socket_stays_open_and_still_receives_events(caplog):
+    """A page nobody touches is the usual case: its socket must outlast the layer's blocking reads.
+
+    The consumer waits for events in a Redis BZPOPMIN that blocks for the layer's
+    `brpop_timeout` and is then issued again. A connection that gives up reading sooner
+    fails the receive, and with it the socket, after a few idle seconds.
+    """
+    assert isinstance(get_channel_layer(), RedisChannelLayer), "this is about the Redis layer, not the in-memory one"
+    # Longer than one blocking read (and than redis-py's default read timeout, 5 s), so that
+    # at least one read comes back empty and the next one starts.
+    idle_for = RedisChannelLayer.brpop_timeout + 2
+    cast = Cast()
+    cookie = session_cookie(cast.stakeholder)
+    caplog.set_level(logging.WARNING)
+
+    async def scenario():
+        ws = socket(f"/ws/faults/{cast.fault.pk}/?after=2", cookie)
+        assert (await ws.connect())[0]
+        assert await ws.receive_json_from(timeout=5) == {"type": "caught_up", "seq": 2}
+
+        assert await ws.receive_nothing(timeout=idle_for), "an idle fault sends nothing"
+        # The consumer ends only on a disconnect or an error; an error is what daphne logs as
+        # "Exception inside application" before the browser sees the socket drop.
+        if ws.future.done():
+            pytest.fail(f"the socket ended while idle: {ws.future.exception()}")
+
+        await database_sync_to_async(add_tasks)(cast, "Check the card gateway")
+        message = await ws.receive_json_from(timeout=5)
+        assert (message["type"], message["event"]["seq"]) == ("event", 3)
+        await ws.disconnect()
+
+    run(scenario)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

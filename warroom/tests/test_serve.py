@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from incidents.event_types import EventKind
 from warroom.embedded_redis import free_port
 from warroom.testing.waiting import wait_for
 
@@ -111,12 +112,12 @@ def test_serve_starts_everything_and_ctrl_c_stops_everything(product):
     kinds = [e["kind"] for e in api.get(f"{base}/api/v1/faults/{fid}/timeline/", timeout=5).json()]
     # Delivery outcomes from the worker interleave; the fault's own steps are in order.
     steps = [k for k in kinds if k.startswith("fault.")]
-    assert steps == ["fault.declared", "fault.mitigated", "fault.recovered", "fault.closed"]
+    assert steps == [EventKind.FAULT_DECLARED, EventKind.FAULT_MITIGATED, EventKind.FAULT_RECOVERED, EventKind.FAULT_CLOSED]
 
     # The real worker delivers through the sandbox and records each outcome on the timeline.
     def delivered():
         events = api.get(f"{base}/api/v1/faults/{fid}/timeline/", timeout=5).json()
-        return [e for e in events if e["kind"] == "delivery.outcome" and e["data"].get("transport") == "sandbox"]
+        return [e for e in events if e["kind"] == EventKind.DELIVERY_OUTCOME and e["data"].get("transport") == "sandbox"]
 
     assert wait_for(delivered, 60, "a delivery outcome from the worker")
 
