@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from notifications.fakeprovider import FakeProvider  # noqa: E402  (no Django needed)
+from tools.fakeprovider import FakeProvider  # noqa: E402  (no Django needed)
 from warroom.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -100,23 +100,24 @@ def main() -> None:
 
     from incidents import services as incident_services
     from incidents.models import Level
-    from notifications import services
+    from notifications.channels import message_params
+    from notifications.outbox.rows import deliveries_cancel, delivery_create
     from notifications.models import Channel, Delivery
     from roster.models import Business, PagingMethod, Person
 
     business = Business.objects.create(name="Payments", slug="payments")
     fault = incident_services.fault_declare(title="Checkout fails", level=Level.P2, affected_business=business)
-    services.deliveries_cancel(fault=fault, reason="not measured")  # its group: nobody to put in it
+    deliveries_cancel(fault=fault, reason="not measured")  # its group: nobody to put in it
     people = [
         Person.objects.create(name=f"Person {i}", phone=f"+8613900{i:06d}", paging_methods=[PagingMethod.ALIYUN_SMS])
         for i in range(50)
     ]
-    params = services.message_params(fault)
+    params = message_params(fault)
     counter = iter(range(10**9))
 
     def create() -> Delivery:
         i = next(counter)
-        return services.delivery_create(
+        return delivery_create(
             fault=fault, channel=Channel.ALIYUN_SMS, person=people[i % len(people)],
             subject="P2 Checkout fails", body="Some payments fail", payload={"params": params},
             idempotency_key=f"bench:{i}",

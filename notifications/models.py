@@ -25,15 +25,14 @@ class Channel(models.TextChoices):
 
 
 # Channels whose provider de-duplicates a repeated request by a key we send (outTrackId,
-# the webhook's X-WarRoom-Delivery, the custom robot's msgUuid, the scene group's uuid),
-# or where repeating changes nothing (adding a member who is already in the group). Only
-# these may be re-sent after an ambiguous attempt. DING, the app robot's group message,
-# SMS, voice, email and the conference have no such key: OutId only correlates receipts,
-# it does not stop a second SMS.
+# the webhook's X-WarRoom-Delivery, the scene group's uuid), or where repeating changes
+# nothing (adding a member who is already in the group). Only these may be re-sent after
+# an ambiguous attempt. DING, the app robot's group message, the custom robot, SMS, voice,
+# email and the conference have no such key: OutId only correlates receipts, it does not
+# stop a second SMS, and nothing documents that the custom robot de-duplicates by msgUuid.
 KEYED_CHANNELS = {
     Channel.DINGTALK_CARD,
     Channel.WEBHOOK,
-    Channel.DINGTALK_ROBOT,
     Channel.DINGTALK_GROUP_CREATE,
     Channel.DINGTALK_GROUP_MEMBER_ADD,
 }
@@ -90,12 +89,19 @@ class Delivery(models.Model):
     # Paging: the position of `channel` in the person's paging methods, and the page it belongs to.
     page_key = models.CharField(max_length=160, blank=True, db_index=True)
     method_index = models.PositiveSmallIntegerField(null=True, blank=True)
+    # A page that went through every method without reaching the person starts over at
+    # the first one (after a pause): a provider outage is outlasted, not given up on.
+    page_cycle = models.PositiveSmallIntegerField(default=0)
     # Pages and repeats stop when the fault is resolved; a "recovered" message does not.
     stop_on_resolve = models.BooleanField(default=True)
 
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # A page tries one method this many times, then goes on with the next method.
     max_attempts = models.PositiveSmallIntegerField(default=4)
+    # A message (not a page) is retried, with capped backoff, until it goes through or
+    # until this moment; pages use max_attempts and the person's next method instead.
+    retry_until = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # When a task was last queued for this row; the sweeper re-queues what was lost.
     queued_at = models.DateTimeField(null=True, blank=True)
@@ -106,6 +112,12 @@ class Delivery(models.Model):
     # The request may have reached the provider but we never heard back (timeout, killed
     # worker). Not re-sent on a channel without a key; a receipt may still confirm it.
     unconfirmed = models.BooleanField(default=False)
+    # An attempt on a keyed channel may have reached the provider: the row is settled by
+    # sending again under the same key, never cancelled blind (the group may exist).
+    may_have_left = models.BooleanField(default=False)
+    # The provider refused it for good (bad number, no such user), as opposed to failing
+    # for now (outage, throttling): only the second kind is worth another cycle of pages.
+    refused = models.BooleanField(default=False)
     receipt_due_at = models.DateTimeField(null=True, blank=True)
     provider_id = models.CharField(_("provider id"), max_length=128, blank=True, db_index=True)
     receipt = models.JSONField(null=True, blank=True)
@@ -250,6 +262,30 @@ class Deadline(models.Model):
 
     def __str__(self):
         return f"{self.key} due {self.due_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ProviderState(models.Model):
+    """How one transport is doing, from the outcomes of every worker's attempts.
+
+    Consecutive failures that are not refusals (5xx, timeouts, connection errors), with no
+    success in between, mean the provider is failing for everyone: an outage, put on the
+    timeline of every open fault, on /healthz and on the page. While it lasts nobody is
+    escalated or replaced for a silence it caused; the first success ends it.
+    """
+
+    transport = models.CharField(max_length=32, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    outage_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("provider state")
+
+    def __str__(self):
+        return f"{self.transport}: " + (f"outage since {self.outage_since:%H:%M:%S}" if self.outage_since else "ok")
 
 
 class SandboxMessage(models.Model):

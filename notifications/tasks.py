@@ -1,20 +1,26 @@
-"""Thin Celery tasks: take ids, call services. Idempotent by the outbox's conditional claim."""
+"""Thin Celery tasks: take ids, call the outbox or the scheduler.
+
+`deliver` runs on the `pages` or `messages` queue (see outbox.queue); `sweep` and
+`follow_up` on `scheduler`, so that deadlines never wait behind a slow provider.
+"""
 
 from celery import shared_task
 
-from . import orchestration, services
+from .outbox.attempts import delivery_attempt
+from .outbox.sweeper import deliveries_sweep
+from .response.scheduler import follow_ups_run
 
 
 @shared_task(ignore_result=True, name="notifications.tasks.deliver")
 def deliver(delivery_id: int) -> None:
-    services.delivery_attempt(delivery_id=delivery_id)
+    delivery_attempt(delivery_id=delivery_id)
 
 
 @shared_task(ignore_result=True, name="notifications.tasks.sweep")
 def sweep() -> None:
-    services.deliveries_sweep()
+    deliveries_sweep()
 
 
 @shared_task(ignore_result=True, name="notifications.tasks.follow_up")
 def follow_up(fault_id: int | None = None) -> None:
-    orchestration.follow_ups_run(fault_id=fault_id)
+    follow_ups_run(fault_id=fault_id)

@@ -18,7 +18,8 @@ from django.views.decorators.http import require_POST
 from incidents.errors import ServiceError
 from django.utils import timezone
 
-from . import services
+from .outbox import receipts
+from .response import group
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def dingtalk_card_callback(request):
     if not isinstance(out_track_id, str) or not isinstance(user_id, str) or not out_track_id or not user_id:
         return _refuse(400, "outTrackId and userId are required.")
     try:
-        services.card_check_in(out_track_id=out_track_id, user_id=user_id)
+        group.card_check_in(out_track_id=out_track_id, user_id=user_id)
     except ServiceError as error:
         return _refuse(error.status_code if error.status_code < 500 else 400, error.message)
     # Only this user's view of the card changes: his button shows that he has checked in.
@@ -137,10 +138,10 @@ def _receipts(request, secret: str, record) -> JsonResponse:
 @csrf_exempt
 @require_POST
 def aliyun_sms_report(request, secret: str):
-    return _receipts(request, secret, services.sms_report_record)
+    return _receipts(request, secret, receipts.sms_report_record)
 
 
 @csrf_exempt
 @require_POST
 def aliyun_voice_report(request, secret: str):
-    return _receipts(request, secret, services.voice_report_record)
+    return _receipts(request, secret, receipts.voice_report_record)

@@ -11,6 +11,7 @@ from django.utils.translation import ngettext
 
 from incidents.event_types import EventKind
 from incidents.models import Fault, Level, RoleAssignment, StatusUpdate, Task
+from notifications.outbox import outages
 from notifications.models import Channel, Delivery
 
 # The label services give the product itself when it acts (a task, an alert); shown translated.
@@ -82,6 +83,15 @@ def event_text(message: dict) -> str:
         return delivery_outcome_text(d) or d.get("text") or kind
     if kind in (EventKind.SLA_REMINDER, EventKind.SLA_BREACHED):
         return sla_text(kind, d, message.get("at")) or d.get("text") or kind
+    if kind == EventKind.PROVIDER_OUTAGE:
+        return _(
+            "%(provider)s is failing for everyone (%(failures)s attempts in a row): messages are held and "
+            "retried, and nobody is escalated for the silence"
+        ) % {"provider": outages.name(d.get("transport", "")), "failures": d.get("failures", "?")}
+    if kind == EventKind.PROVIDER_RECOVERED:
+        return _("%(provider)s answers again after %(minutes)s min: held messages are going out") % {
+            "provider": outages.name(d.get("transport", "")), "minutes": int(d.get("seconds") or 0) // 60,
+        }
     if kind == EventKind.CONFERENCE_REQUESTED:
         return _("%(actor)s asked for a video conference with everyone who has checked in") % {"actor": actor}
     if kind == EventKind.CONFERENCE_STARTED:

@@ -3,9 +3,10 @@ from datetime import datetime
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
-from django.utils import timezone
+from notifications.outbox import outages
 
 from . import heartbeat
 
@@ -42,8 +43,26 @@ def _worker() -> dict:
     return result
 
 
+def _providers() -> dict:
+    """Providers failing for everyone. Reported, but not a reason to take this server out of
+    a load balancer: the outbox holds and retries their messages."""
+    try:
+        down = outages.current()
+    except Exception as exc:
+        return {"ok": False, "error": f"cannot read the providers' state: {exc}"}
+    return {
+        "outages": [
+            {"transport": s.transport, "name": outages.name(s.transport), "since": s.outage_since.isoformat(),
+             "failures": s.failures, "last_error": s.last_error}
+            for s in down
+        ]
+    }
+
+
 @never_cache
 def healthz(request):
     checks = {"database": _database(), "redis": _redis(), "worker": _worker()}
     healthy = all(c["ok"] for c in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "unhealthy", "checks": checks}, status=200 if healthy else 503)
+    providers = _providers() if checks["database"]["ok"] else {"outages": []}
+    status = "unhealthy" if not healthy else ("degraded" if providers.get("outages") else "ok")
+    return JsonResponse({"status": status, "checks": checks, "providers": providers}, status=200 if healthy else 503)

@@ -114,10 +114,19 @@ CACHES = {
     }
 }
 
+# A socket waits for events in a BZPOPMIN that Redis holds open for up to 5 s
+# (channels-redis's RedisChannelLayer.brpop_timeout), then asks again. redis-py 8 stops
+# reading after 5 s by default, so an idle page's receive failed with "Timeout reading"
+# and its socket dropped. Read for longer than Redis holds the command, yet short enough
+# to notice a Redis that stopped answering. The URL still gives host, password and db.
+CHANNEL_LAYER_READ_TIMEOUT = 15
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "warroom:asgi"},
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_READ_TIMEOUT}],
+            "prefix": "warroom:asgi",
+        },
     }
 }
 
@@ -127,6 +136,15 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Three queues, each with workers of its own (see notifications.outbox.queue): pages and
+# the group first, other messages, and the scheduler (sweeper, follow-ups, heartbeat), so
+# that a slow provider never delays a deadline and a busy scheduler never delays a page.
+CELERY_TASK_DEFAULT_QUEUE = "messages"
+CELERY_TASK_ROUTES = {
+    "notifications.tasks.sweep": {"queue": "scheduler"},
+    "notifications.tasks.follow_up": {"queue": "scheduler"},
+    "warroom.tasks.heartbeat": {"queue": "scheduler"},
+}
 CELERY_TIMEZONE = "UTC"
 # Anything that waits longer than a minute lives in the database and is picked up by the
 # scheduler; broker ETAs are redelivered by Redis after its visibility timeout.
@@ -210,7 +228,7 @@ LOGGING = {
 # --- Notifications: providers, outbox, receipts (owned by the notifications app) ---------
 # A provider is on when its credentials are set; otherwise the sandbox transport keeps its
 # messages in the database (the default of `make run`). Base URLs are settings so that a
-# proxy or the loopback provider (`python -m notifications.fakeprovider`) can stand in.
+# proxy or the loopback provider (`python -m tools.fakeprovider`) can stand in.
 DINGTALK_API_BASE = env("DINGTALK_API_BASE", default="https://api.dingtalk.com").rstrip("/")
 DINGTALK_OAPI_BASE = env("DINGTALK_OAPI_BASE", default="https://oapi.dingtalk.com").rstrip("/")
 DINGTALK_APP_KEY = env("DINGTALK_APP_KEY", default="")
@@ -245,9 +263,20 @@ NOTIFY_WEBHOOK_SECRET = env("NOTIFY_WEBHOOK_SECRET", default="")
 # Outbox behaviour.
 NOTIFY_HTTP_CONNECT_TIMEOUT = env.float("NOTIFY_HTTP_CONNECT_TIMEOUT", default=3.05)
 NOTIFY_HTTP_READ_TIMEOUT = env.float("NOTIFY_HTTP_READ_TIMEOUT", default=10.0)
+# A page tries one method this many times before the person's next method; after the last
+# method it starts over at the first (after a pause) while some method failed only for now.
 NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=4)
+# Messages (notifications, group messages, the group itself) are retried with capped
+# backoff until delivered, no longer needed, or this many seconds old: outages are outlasted.
+NOTIFY_RETRY_HORIZON = env.int("NOTIFY_RETRY_HORIZON", default=24 * 3600)
+# All the HTTP requests of one send (a token, then the message) get this many seconds in all.
+NOTIFY_SEND_BUDGET = env.float("NOTIFY_SEND_BUDGET", default=15.0)
+# This many failures in a row of one provider, none refused and no success between, is an outage.
+NOTIFY_OUTAGE_AFTER = env.int("NOTIFY_OUTAGE_AFTER", default=5)
+# The sweeper and the scheduler take at most this many rows of each kind per run.
+NOTIFY_SWEEP_BATCH = env.int("NOTIFY_SWEEP_BATCH", default=100)
 NOTIFY_BACKOFF_BASE = env.int("NOTIFY_BACKOFF_BASE", default=15)  # seconds, doubled per attempt
-NOTIFY_BACKOFF_MAX = env.int("NOTIFY_BACKOFF_MAX", default=600)
+NOTIFY_BACKOFF_MAX = env.int("NOTIFY_BACKOFF_MAX", default=300)
 NOTIFY_LEASE_SECONDS = env.int("NOTIFY_LEASE_SECONDS", default=60)
 # How long an unconfirmed SMS / call waits for its receipt before the next paging method is used.
 NOTIFY_RECEIPT_WAIT_SECONDS = env.int("NOTIFY_RECEIPT_WAIT_SECONDS", default=300)
@@ -255,8 +284,6 @@ NOTIFY_SWEEP_EVERY = env.int("NOTIFY_SWEEP_EVERY", default=10)
 # How often the scheduler looks for due follow-ups: first pages, re-pages, escalation steps,
 # commander replacement, repeated notifications, task and progress reminders.
 NOTIFY_FOLLOW_UP_EVERY = env.int("NOTIFY_FOLLOW_UP_EVERY", default=10)
-# Creating the fault's group is retried (with the same uuid) this many times before giving up.
-NOTIFY_GROUP_MAX_ATTEMPTS = env.int("NOTIFY_GROUP_MAX_ATTEMPTS", default=20)
 # The language of messages to groups (a person's messages are in his own preferred language).
 NOTIFY_GROUP_LANGUAGE = env("NOTIFY_GROUP_LANGUAGE", default=LANGUAGE_CODE)
 CELERY_BEAT_SCHEDULE.update(
@@ -264,10 +291,13 @@ CELERY_BEAT_SCHEDULE.update(
         "notifications-sweep": {
             "task": "notifications.tasks.sweep",
             "schedule": timedelta(seconds=NOTIFY_SWEEP_EVERY),
+            # A sweep or follow-up still queued when the next is due is only waste: drop it.
+            "options": {"expires": NOTIFY_SWEEP_EVERY},
         },
         "notifications-follow-up": {
             "task": "notifications.tasks.follow_up",
             "schedule": timedelta(seconds=NOTIFY_FOLLOW_UP_EVERY),
+            "options": {"expires": NOTIFY_FOLLOW_UP_EVERY},
         },
     }
 )

@@ -19,9 +19,12 @@ from django.views.decorators.http import require_GET
 from incidents import permissions, services
 from incidents.errors import NotAllowed, ServiceError
 from incidents.models import Fault, StatusUpdate
-from notifications import services as notification_services
+from notifications.response.group import card_check_in
 
-from . import forms, selectors
+from . import forms
+from .selectors.collaboration import group_member_ids
+from .selectors.fault_list import fault_rows
+from .selectors.war_room import WarRoom, people_for_assignment, war_room
 
 LOGIN_URL = "/login/"
 
@@ -67,7 +70,7 @@ def fault_list(request):
     return render(
         request,
         "warroom/fault_list.html",
-        {"rows": selectors.fault_list(request.user), "can_declare": permissions.can_declare(request.user)},
+        {"rows": fault_rows(request.user), "can_declare": permissions.can_declare(request.user)},
     )
 
 
@@ -97,7 +100,7 @@ def fault_declare(request):
 # --- the war room -------------------------------------------------------------------------
 
 
-def _action_forms(room: selectors.WarRoom) -> dict:
+def _action_forms(room: WarRoom) -> dict:
     fault = room.fault
     return {
         "assign": forms.AssignRoleForm(prefix="assign"),
@@ -110,7 +113,7 @@ def _action_forms(room: selectors.WarRoom) -> dict:
 
 
 def _room_context(request, fault: Fault, bound: dict | None = None) -> dict:
-    room = selectors.war_room(fault, request.user)
+    room = war_room(fault, request.user)
     page_forms = _action_forms(room)
     if bound:
         page_forms.update(bound)
@@ -118,7 +121,7 @@ def _room_context(request, fault: Fault, bound: dict | None = None) -> dict:
         "room": room,
         "fault": room.fault,
         "forms": page_forms,
-        "people": selectors.people_for_assignment() if room.can_manage else [],
+        "people": people_for_assignment() if room.can_manage else [],
         "task_statuses": forms.TaskUpdateForm.base_fields["status"].choices,
     }
 
@@ -220,10 +223,10 @@ def _perform(action: str, form, fault: Fault, user) -> str:
         return _("Starting the conference call…")
     if action == "card_check_in":
         person = permissions.person_of(user)
-        if person is None or not person.dingtalk_user_id or person.pk not in selectors.group_member_ids(fault):
+        if person is None or not person.dingtalk_user_id or person.pk not in group_member_ids(fault):
             raise NotAllowed(_("Only members of the collaboration group can use its card."))
         # The same path as a click on the card in DingTalk, once its signature is checked.
-        notification_services.card_check_in(out_track_id=d["card"].provider_key, user_id=person.dingtalk_user_id)
+        card_check_in(out_track_id=d["card"].provider_key, user_id=person.dingtalk_user_id)
         return _("Checked in from the card.")
     raise Http404
 

@@ -9,7 +9,7 @@ import urllib.parse
 import pytest
 import requests.adapters
 
-from notifications.fakeprovider import FakeProvider
+from tools.fakeprovider import FakeProvider
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 

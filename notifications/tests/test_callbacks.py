@@ -6,9 +6,10 @@ from datetime import timedelta
 import pytest
 
 from incidents.models import RoleAssignment, TimelineEvent
-from notifications import services
-from notifications.fakeprovider import FakeProvider
+from notifications.outbox.attempts import delivery_attempt
+from notifications.outbox.rows import delivery_create, person_page
 from notifications.models import Channel, Delivery
+from tools.fakeprovider import FakeProvider
 
 from . import factories
 from .factories import M
@@ -25,11 +26,11 @@ Status = Delivery.Status
 def card(providers, clock):
     li = factories.person("Li Lei")
     fault = factories.fault(commander=li)
-    d = services.delivery_create(
+    d = delivery_create(
         fault=fault, channel=Channel.DINGTALK_CARD, target="cidGroup1", idempotency_key=f"fault:{fault.pk}:card",
         payload={"params": {"level": "P1"}},
     )
-    services.delivery_attempt(delivery_id=d.pk)
+    delivery_attempt(delivery_id=d.pk)
     return d, li
 
 
@@ -116,8 +117,8 @@ def test_bad_clicks_get_a_4xx_with_a_message(client, providers, card, clock):
 def sent_page(providers, channel):
     han = factories.person("Han Meimei", methods=(channel, M.EMAIL))
     fault = factories.fault(commander=han)
-    d = services.person_page(fault=fault, person=han, page_key=f"p{fault.pk}", subject="P1", body="Check in")
-    services.delivery_attempt(delivery_id=d.pk)
+    d = person_page(fault=fault, person=han, page_key=f"p{fault.pk}", subject="P1", body="Check in")
+    delivery_attempt(delivery_id=d.pk)
     d.refresh_from_db()
     assert d.status == Status.SENT
     return d

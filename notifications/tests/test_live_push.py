@@ -3,7 +3,8 @@
 import pytest
 
 from incidents.models import TimelineEvent
-from notifications import services
+from notifications.outbox.attempts import delivery_attempt
+from notifications.outbox.rows import delivery_create, person_page
 from notifications.models import Delivery
 
 from . import factories
@@ -15,10 +16,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_pushed_receipts_and_card_clicks_reach_the_product(live_server, providers, clock):
     li = factories.person("Li Lei", methods=(M.ALIYUN_SMS,))
     fault = factories.fault(commander=li)
-    sms = services.person_page(fault=fault, person=li, page_key="p1", subject="P1", body="Check in")
-    services.delivery_attempt(delivery_id=sms.pk)
-    card = services.delivery_create(fault=fault, channel="dingtalk_card", target="cid1", idempotency_key="card")
-    services.delivery_attempt(delivery_id=card.pk)
+    sms = person_page(fault=fault, person=li, page_key="p1", subject="P1", body="Check in")
+    delivery_attempt(delivery_id=sms.pk)
+    card = delivery_create(fault=fault, channel="dingtalk_card", target="cid1", idempotency_key="card")
+    delivery_attempt(delivery_id=card.pk)
 
     status, answer = providers.push(
         f"{live_server.url}/notifications/receipts/receipt-secret/aliyun/sms/",

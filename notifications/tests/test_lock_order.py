@@ -16,7 +16,7 @@ from django.db import connection
 
 from incidents import services as incidents
 from incidents.models import RoleAssignment
-from notifications import services
+from notifications.outbox.attempts import delivery_attempt
 from notifications.models import Channel, Delivery
 from warroom.testing.waiting import wait_for
 
@@ -67,7 +67,7 @@ def test_a_worker_recording_the_group_and_a_commander_assigning_a_handler_do_not
     def worker():
         try:
             with connection.execute_wrapper(worker_hook):
-                services.delivery_attempt(delivery_id=create.pk)
+                delivery_attempt(delivery_id=create.pk)
         except Exception as exc:  # asserted on below
             errors.append(exc)
         finally:

@@ -14,7 +14,9 @@ from django.utils import timezone
 
 from incidents import services as incidents
 from incidents.models import RoleAssignment, Task, TimelineEvent
-from notifications import orchestration, services
+from notifications.outbox.attempts import delivery_attempt
+from notifications.outbox.sweeper import deliveries_sweep
+from notifications.response.scheduler import follow_ups_run
 from notifications.models import Channel, CollaborationGroup, Delivery, Engagement
 from roster.models import Business, CandidateKind, NotificationGroup
 from roster.tests import factories as roster_factories
@@ -85,15 +87,15 @@ def work(act):
     """The workers: attempt every due row until nothing more is due."""
     for _ in range(20):
         due = Delivery.objects.filter(status=Status.PENDING, next_attempt_at__lte=timezone.now()).values_list("pk", flat=True)
-        results = [act(services.delivery_attempt, delivery_id=pk) for pk in list(due)]
+        results = [act(delivery_attempt, delivery_id=pk) for pk in list(due)]
         if not any(results):
             return
 
 
 def tick(act):
     """One scheduler tick: the sweeper and the follow-ups, then the workers."""
-    act(services.deliveries_sweep)
-    act(orchestration.follow_ups_run)
+    act(deliveries_sweep)
+    act(follow_ups_run)
     work(act)
 
 
@@ -154,7 +156,7 @@ def test_a_create_that_timed_out_is_sent_again_with_the_same_uuid_and_makes_one_
 
     calls = providers.calls(CREATE)
     assert len(calls) == 2 and calls[0].json["uuid"] == calls[1].json["uuid"]
-    assert len(providers._groups) == 1
+    assert len(providers.dingtalk.groups) == 1
     assert CollaborationGroup.objects.get(fault=fault).open_conversation_id == calls[1].answer["open_conversation_id"]
 
 
@@ -352,7 +354,7 @@ def test_an_acknowledged_task_is_not_reminded(world, providers, clock, act):
     act(incidents.task_update, task=task, status=Task.Status.ACKNOWLEDGED)
     act(incidents.status_update_post, fault=fault, body="Rolling back")
     clock.advance(timedelta(minutes=40))
-    act(orchestration.follow_ups_run)
+    act(follow_ups_run)
     assert not events(fault, "sla.reminder")
     assert [e.data["what"] for e in events(fault, "sla.breached")] == ["progress_update"]
 

@@ -13,6 +13,7 @@ from notifications.transports.base import TransportError
 pytestmark = pytest.mark.django_db
 
 DING = "/v1.0/robot/ding/send"
+CARD = "/v1.0/card/instances/createAndDeliver"
 TOKEN = "/v1.0/oauth2/accessToken"
 
 
@@ -125,6 +126,33 @@ def test_it_delivers_the_check_in_card_with_its_out_track_id(providers):
         "userIdType": 1,
     }
 
+
+
+def test_a_card_repeated_after_its_answer_was_lost_is_sent_and_exists_once(providers):
+    # DingTalk makes the card, but its answer does not come back before the read timeout.
+    providers.fail(CARD, "timeout")
+    card = {"out_track_id": "w0011223344556", "open_conversation_id": "cid1", "params": {"level": "P1"}}
+    with pytest.raises(TransportError) as lost:
+        dingtalk.card_create_and_deliver(**card)
+    assert lost.value.ambiguous
+
+    sent = dingtalk.card_create_and_deliver(**card)
+
+    assert sent.provider_id == "w0011223344556" and sent.delivered
+    # DingTalk refused the repeat as param.cardAlreadyExist; one card was made.
+    assert sorted((c.status, (c.answer or {}).get("code")) for c in providers.calls(CARD)) == [
+        (200, None),
+        (400, "param.cardAlreadyExist"),
+    ]
+    assert [c.json["outTrackId"] for c in providers.accepted(CARD)] == ["w0011223344556"]
+    assert list(providers.dingtalk.cards) == ["w0011223344556"]
+
+
+def test_a_card_refused_for_another_reason_is_still_a_permanent_error(providers):
+    providers.fail(CARD, "permanent")
+    with pytest.raises(TransportError) as caught:
+        dingtalk.card_create_and_deliver(out_track_id="w0011223344557", open_conversation_id="cid1", params={})
+    assert caught.value.permanent and "invalidParameter" in caught.value.message
 
 def test_it_registers_the_card_callback(providers):
     dingtalk.card_callback_register(callback_url="https://warroom.example.com/notifications/dingtalk/card-callback/")

@@ -80,18 +80,19 @@ def test_a_mail_server_that_never_answers_the_connection_is_retryable_not_ambigu
 
 
 def test_an_email_whose_connection_timed_out_is_retried_not_dropped(silent_mail_server, clock):
-    from notifications import services
+    from notifications.outbox.attempts import delivery_attempt
+    from notifications.outbox.rows import delivery_create
     from notifications.models import Channel, Delivery
 
     from .test_outbox import fault_alone
 
-    d = services.delivery_create(
+    d = delivery_create(
         fault=fault_alone(), channel=Channel.EMAIL, target="ops@example.com", subject="P1 #1", body="x",
         idempotency_key="email-after-connect-timeout",
     )
     assert d.transport == Channel.EMAIL
 
-    assert services.delivery_attempt(delivery_id=d.pk) == Delivery.Status.PENDING
+    assert delivery_attempt(delivery_id=d.pk) == Delivery.Status.PENDING
     d.refresh_from_db()
     assert not d.unconfirmed and "could not connect" in d.last_error
 

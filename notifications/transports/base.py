@@ -1,9 +1,13 @@
 """What every transport shares: the error it raises, what it returns, and the HTTP client.
 
 All outbound HTTP goes through `http_request`, so that tests see every request the
-product makes and so that every request has a timeout.
+product makes, so that every request has a timeout, and so that all the requests of one
+send (a token, then the message) share one time budget.
 """
 
+import contextlib
+import contextvars
+import time
 from dataclasses import dataclass, field
 
 import requests
@@ -45,16 +49,41 @@ class Sent:
 
 _session = requests.Session()
 
+# The monotonic instant by which the current send must be done, or None.
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("send_deadline", default=None)
+
+
+@contextlib.contextmanager
+def send_budget(seconds: float):
+    """Give every request made inside at most `seconds` in all (a worker is never held long)."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _timeouts() -> tuple[float, float]:
+    connect, read = settings.NOTIFY_HTTP_CONNECT_TIMEOUT, settings.NOTIFY_HTTP_READ_TIMEOUT
+    deadline = _deadline.get()
+    if deadline is None:
+        return connect, read
+    left = deadline - time.monotonic()
+    if left <= 0.05:
+        # Nothing has left for this request: safe to retry later.
+        raise TransportError("the send's time budget ran out before this request")
+    return min(connect, left), min(read, left)
+
 
 def http_request(method: str, url: str, **kwargs) -> requests.Response:
-    """Send one HTTP request with the configured timeouts.
+    """Send one HTTP request with the configured timeouts, within the send's budget.
 
     Returns the response whatever its status; raises TransportError when there is none:
     ambiguous when the request may have left (read timeout, connection lost mid-way, an
     answer whose body cannot be read), not ambiguous when it surely did not (connection
-    refused, connect timeout).
+    refused, connect timeout, no budget left).
     """
-    kwargs.setdefault("timeout", (settings.NOTIFY_HTTP_CONNECT_TIMEOUT, settings.NOTIFY_HTTP_READ_TIMEOUT))
+    kwargs.setdefault("timeout", _timeouts())
     try:
         return _session.request(method, url, **kwargs)
     except requests.ConnectTimeout as exc:

@@ -14,6 +14,7 @@ from incidents.models import Fault, MitigationPlan, RoleAssignment, StatusUpdate
 from incidents.selectors import Sla, has_checked_in, sla_for
 from notifications import selectors as notification_selectors
 from notifications.models import Channel, Delivery, Engagement
+from notifications.outbox import outages
 from roster.models import Person
 
 from ..event_text import with_text
@@ -78,6 +79,8 @@ class WarRoom:
     summary: SummaryView | None = None
     sandbox: list[SandboxItem] = field(default_factory=list)
     sandbox_card: SandboxCard | None = None
+    # Providers failing for everyone now: [{"name", "since"}], shown as a banner.
+    outages: list[dict] = field(default_factory=list)
 
 
 def war_room(fault: Fault, user) -> WarRoom:
@@ -131,6 +134,7 @@ def war_room(fault: Fault, user) -> WarRoom:
         group=group_state(fault, deliveries),
         conference=conference_state(fault),
         summary=summary_view(fault),
+        outages=[{"name": outages.name(o.transport), "since": o.outage_since} for o in outages.current()],
         **sandbox_view(fault, me, i_must_check_in),
     )
 

@@ -12,7 +12,8 @@ import pytest
 from incidents import services
 from incidents.models import Task
 from incidents.tests.factories import Cast
-from notifications import services as notification_services
+from notifications.outbox.attempts import delivery_attempt
+from notifications.outbox.rows import person_page
 
 from .browser import ARTIFACTS, CHROMIUM_ARGS, Daphne, chromium_missing_message, chromium_path, in_thread
 
@@ -195,10 +196,10 @@ def _busy_room(cast: Cast) -> None:
         fault=cast.fault, body="Rollback started; error rate falling from 30% to 12%.", actor=cast.commander_user
     )
     services.status_update_post(fault=cast.fault, kind="note", body="Gateway logs show TLS handshake timeouts.", actor=cast.handler_user)
-    page = notification_services.person_page(
+    page = person_page(
         fault=cast.fault, person=cast.handler, page_key="screenshot", subject="P2 Checkout fails", body="Please check in"
     )
-    notification_services.delivery_attempt(delivery_id=page.pk)
+    delivery_attempt(delivery_id=page.pk)
 
 
 @pytest.mark.parametrize("viewport_name", ["phone", "desktop"])

@@ -12,8 +12,8 @@ import pytest
 from incidents import services
 from incidents.models import Task
 from incidents.tests.factories import business, user
-from notifications import orchestration
-from notifications import services as notification_services
+from notifications.outbox.attempts import delivery_attempt
+from notifications.response.scheduler import follow_ups_run
 from notifications.models import Delivery
 from notifications.tests import factories as people
 from django.utils import timezone
@@ -59,14 +59,14 @@ def work(*channels):
         due = Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=timezone.now())
         if channels:
             due = due.filter(channel__in=channels)
-        if not any([notification_services.delivery_attempt(delivery_id=pk) for pk in list(due.values_list("pk", flat=True))]):
+        if not any([delivery_attempt(delivery_id=pk) for pk in list(due.values_list("pk", flat=True))]):
             return
 
 
 def paged(room: P1) -> None:
     """The group and its card go out, the scheduler pulls both in, the sandbox "calls" them."""
     work()
-    orchestration.follow_ups_run()
+    follow_ups_run()
     work()
 
 
@@ -124,7 +124,7 @@ def test_the_recovery_summary_appears_live_when_the_commander_marks_the_fault_re
 
 def test_the_handler_checks_in_from_the_sandbox_card_and_the_dialling_stops(pages, p1):
     in_thread(work)  # the group and the card
-    in_thread(orchestration.follow_ups_run)  # both paged; the calls are queued
+    in_thread(follow_ups_run)  # both paged; the calls are queued
     handler = pages.open("handler", p1.fault.pk, viewport=PHONE)
     card = handler.locator(".dt-card")
     expect(card).to_contain_text("Check-in card in the group")

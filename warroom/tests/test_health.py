@@ -52,3 +52,16 @@ def test_healthz_is_503_when_redis_does_not_answer(client, settings):
     assert checks["redis"]["ok"] is False
     assert "Connection refused" in checks["redis"]["error"] or "Error" in checks["redis"]["error"]
     assert checks["worker"]["ok"] is False
+
+
+def test_healthz_names_a_provider_in_an_outage_and_stays_200(client, no_heartbeat, settings):
+    from notifications.outbox import outages
+
+    heartbeat.beat("worker@test")
+    settings.NOTIFY_OUTAGE_AFTER = 1
+    outages.observe("aliyun_sms", ok=False, error="HTTP 503")
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert [(o["transport"], o["last_error"]) for o in body["providers"]["outages"]] == [("aliyun_sms", "HTTP 503")]

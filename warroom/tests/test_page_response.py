@@ -9,10 +9,11 @@ import pytest
 from django.test import Client
 
 from incidents import services
+from incidents.event_types import EventKind
 from incidents.models import Fault, RoleAssignment, Task, TimelineEvent
 from incidents.tests.factories import business, user
-from notifications import orchestration
-from notifications import services as notification_services
+from notifications.outbox.attempts import delivery_attempt
+from notifications.response.scheduler import follow_ups_run
 from notifications.models import Channel, Delivery, Engagement, SandboxMessage
 from notifications.tests import factories as people
 from django.utils import timezone
@@ -61,13 +62,13 @@ class Room:
             due = Delivery.objects.filter(status=Status.PENDING, next_attempt_at__lte=timezone.now())
             if channels:
                 due = due.filter(channel__in=channels)
-            results = [self.commit(notification_services.delivery_attempt, delivery_id=pk) for pk in due.values_list("pk", flat=True)]
+            results = [self.commit(delivery_attempt, delivery_id=pk) for pk in due.values_list("pk", flat=True)]
             if not any(results):
                 return
 
     def tick(self):
         """The scheduler: pull people in and page them (the pages stay queued until `work`)."""
-        self.commit(orchestration.follow_ups_run)
+        self.commit(follow_ups_run)
 
     def page(self, u) -> str:
         response = client_for(u).get(f"/faults/{self.fault.pk}/")
@@ -97,12 +98,12 @@ def test_the_commander_starts_the_conference_and_the_page_says_starting_until_th
 
     response = room.act(room.commander_user, "conference")
     assert response.status_code == 302 and response["Location"] == f"/faults/{room.fault.pk}/#top"
-    assert TimelineEvent.objects.filter(fault=room.fault, kind="conference.requested").count() == 1
+    assert TimelineEvent.objects.filter(fault=room.fault, kind=EventKind.CONFERENCE_REQUESTED).count() == 1
     header = section(room.page(room.stakeholder), "header")
     assert "Starting…" in header and "Join the conference" not in header
 
     room.work(Channel.DINGTALK_CONFERENCE)
-    started = TimelineEvent.objects.get(fault=room.fault, kind="conference.started")
+    started = TimelineEvent.objects.get(fault=room.fault, kind=EventKind.CONFERENCE_STARTED)
     assert started.data["transport"] == "sandbox"
     for u in (room.stakeholder, room.commander_user):
         header = section(room.page(u), "header")
@@ -121,7 +122,7 @@ def test_a_stakeholder_sees_no_conference_button_and_is_refused_and_so_is_a_hand
     refused = room.act(room.handler_user, "conference")
     assert refused.status_code == 403
     assert "Only this fault&#x27;s commander" in refused.content.decode()
-    assert not TimelineEvent.objects.filter(fault=room.fault, kind="conference.requested").exists()
+    assert not TimelineEvent.objects.filter(fault=room.fault, kind=EventKind.CONFERENCE_REQUESTED).exists()
 
 
 def test_a_conference_on_a_recovered_fault_is_refused_with_the_reason(room):
@@ -186,7 +187,7 @@ def test_checking_in_from_the_sandbox_card_stops_that_persons_dialling(room):
 
     han = RoleAssignment.objects.get(fault=room.fault, person=room.handler)
     assert han.checked_in_at is not None
-    assert TimelineEvent.objects.get(fault=room.fault, kind="role.checked_in").data["via"] == "card"
+    assert TimelineEvent.objects.get(fault=room.fault, kind=EventKind.ROLE_CHECKED_IN).data["via"] == "card"
     assert pages.get(person=room.handler).status == Status.CANCELLED
     assert pages.get(person=room.commander).status == Status.PENDING  # his dialling goes on
     engagement = Engagement.objects.get(fault=room.fault, person=room.handler)
@@ -291,7 +292,7 @@ def test_the_commander_adds_a_suspected_cause_and_its_on_call_contacts_are_pulle
     response = room.act(room.commander_user, "suspect", **{"suspect-business": orders.pk})
     assert response.status_code == 302
     assert room.fault.suspected_cause_businesses.filter(pk=orders.pk).exists()
-    assert TimelineEvent.objects.filter(fault=room.fault, kind="fault.suspect_added").exists()
+    assert TimelineEvent.objects.filter(fault=room.fault, kind=EventKind.FAULT_SUSPECT_ADDED).exists()
     room.tick()
     assert Engagement.objects.filter(fault=room.fault, person=contact).exists()
 

@@ -6,9 +6,10 @@ import pytest
 from django.test import Client
 
 from incidents import services
-from incidents.models import Fault, Level, MitigationPlan, RoleAssignment, Task
+from incidents.models import Fault, Level, MitigationPlan, RoleAssignment, SLAPolicy, Task
 from incidents.tests.factories import Cast, business, fault, user
-from notifications import services as notification_services
+from notifications.outbox.attempts import delivery_attempt
+from notifications.outbox.rows import person_page
 from notifications.models import Delivery
 
 pytestmark = pytest.mark.django_db
@@ -255,11 +256,21 @@ def test_the_header_and_roles_count_down_to_the_next_progress_update_and_the_che
     assert f'data-elapsed-until="{Fault.objects.get(pk=cast.fault.pk).recovered_at.isoformat()}"' in html
 
 
+def test_a_level_whose_sla_was_deleted_counts_down_to_the_defaults_that_paging_applies(clock):
+    SLAPolicy.objects.filter(level=Level.P3).delete()
+    cast = Cast(level=Level.P3)
+    declared = cast.fault.declared_at
+    html = client_for(cast.stakeholder).get(f"/faults/{cast.fault.pk}/").content.decode()
+    # The P1 defaults (incidents.selectors.FALLBACK_SLA): progress every 15 minutes, check in within 10.
+    assert f'data-deadline="{(declared + timedelta(minutes=15)).isoformat()}"' in html
+    assert f'data-deadline="{(declared + timedelta(minutes=10)).isoformat()}"' in html
+
+
 def test_the_roles_board_and_the_delivery_log_show_who_was_paged_how_and_with_what_result(cast):
-    page = notification_services.person_page(
+    page = person_page(
         fault=cast.fault, person=cast.handler, page_key="test-page", subject="P2 fault", body="Please check in"
     )
-    notification_services.delivery_attempt(delivery_id=page.pk)
+    delivery_attempt(delivery_id=page.pk)
     page = Delivery.objects.get(pk=page.pk)
     assert page.transport == "sandbox"
 
@@ -270,3 +281,22 @@ def test_the_roles_board_and_the_delivery_log_show_who_was_paged_how_and_with_wh
     assert "Who was reached" in log
     assert "Li Lei" in log and str(page.get_channel_display()) in log and str(page.get_status_display()) in log
     assert "(sandbox)" in log
+
+
+def test_a_provider_outage_is_a_banner_on_the_page_and_a_sentence_on_the_timeline(cast, settings):
+    from django.utils import timezone
+
+    from notifications.models import ProviderState
+    from notifications.outbox import outages
+
+    settings.NOTIFY_OUTAGE_AFTER = 2
+    for _ in range(2):
+        outages.observe("dingtalk", ok=False, error="HTTP 503")
+    assert ProviderState.objects.get(transport="dingtalk").outage_since <= timezone.now()
+    page = client_for(cast.stakeholder).get(f"/faults/{cast.fault.pk}/").content.decode()
+    assert "DingTalk has been failing for everyone since" in page
+    assert "DingTalk is failing for everyone (2 attempts in a row)" in page
+
+    outages.observe("dingtalk", ok=True)
+    page = client_for(cast.stakeholder).get(f"/faults/{cast.fault.pk}/").content.decode()
+    assert "has been failing for everyone" not in page and "DingTalk answers again after 0 min" in page

@@ -37,7 +37,7 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--no-demo", action="store_true", help="Do not load the demo data.")
-        parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes.")
+        parser.add_argument("--concurrency", type=int, default=2, help="Processes of each sending worker (pages, messages).")
 
     def handle(self, *args, host, port, no_demo, concurrency, **options):
         self.children: list[tuple[str, subprocess.Popen]] = []
@@ -60,11 +60,15 @@ class Command(BaseCommand):
             python = sys.executable
             schedule = str(settings.DATA_DIR / "celerybeat-schedule")
             self._spawn("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "warroom.asgi:application"], env)
-            self._spawn(
-                "worker",
-                [python, "-m", "celery", "-A", "warroom", "worker", "-l", "info", "-c", str(concurrency), "-n", "worker@%h"],
-                env,
-            )
+            # One worker per queue (see notifications.outbox.queue): a slow provider fills the
+            # sending queues and never delays a deadline; the scheduler never delays a page.
+            for queue, processes in (("pages", concurrency), ("messages", concurrency), ("scheduler", 1)):
+                self._spawn(
+                    f"worker-{queue}",
+                    [python, "-m", "celery", "-A", "warroom", "worker", "-l", "info", "-Q", queue,
+                     "-c", str(processes), "-n", f"{queue}@%h"],
+                    env,
+                )
             self._spawn("scheduler", [python, "-m", "celery", "-A", "warroom", "beat", "-l", "info", "-s", schedule], env)
             self.stdout.write(self.style.SUCCESS(f"War Room is starting on http://{host}:{port}/ (Ctrl-C stops it)"))
             self.stdout.write(f"  admin:   http://{host}:{port}/admin/   API docs: http://{host}:{port}/api/docs/")

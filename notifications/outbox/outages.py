@@ -1,0 +1,98 @@
+"""Provider health, from the outcomes of every worker's attempts.
+
+A provider that fails everyone's messages for now (5xx, timeouts, refused connections —
+not a refusal of one bad number) NOTIFY_OUTAGE_AFTER times in a row, with no success in
+between, is in an outage. It is put on the timeline of every open fault, shown on
+/healthz and on the war-room page, and while it lasts nobody is escalated or replaced for
+a silence it caused (see `response.engagements`). The first success ends it.
+
+Counting runs after the attempt's own transaction, in short conditional UPDATEs on one
+row per transport: the outcome of a send never waits on it, and a failure here is logged,
+never raised.
+"""
+
+import logging
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from incidents import services as incident_services
+from incidents.models import Fault
+
+from ..models import ProviderState
+
+log = logging.getLogger(__name__)
+
+NAMES = {"dingtalk": "DingTalk", "aliyun_sms": "Alibaba Cloud SMS", "aliyun_voice": "Alibaba Cloud voice",
+         "email": "Email", "webhook": "The webhook"}
+
+
+def observe(transport: str, *, ok: bool, refused: bool = False, error: str = "") -> None:
+    """Count one attempt's outcome; declare or end an outage when it changes."""
+    if transport == "sandbox" or refused:
+        return
+    try:
+        if ok:
+            _success(transport)
+        else:
+            _failure(transport, error)
+    except DatabaseError:
+        log.warning("could not count an attempt of %s", transport, exc_info=True)
+
+
+def _state(transport: str):
+    ProviderState.objects.get_or_create(transport=transport)
+    return ProviderState.objects.filter(transport=transport)
+
+
+def _success(transport: str) -> None:
+    now = timezone.now()
+    rows = _state(transport)
+    since = rows.values_list("outage_since", flat=True).first()
+    rows.filter(failures__gt=0).update(failures=0, failing_since=None)
+    rows.update(last_success_at=now)
+    if since is not None and rows.filter(outage_since=since).update(outage_since=None) == 1:
+        seconds = int((now - since).total_seconds())
+        text = f"{name(transport)} answers again after {seconds // 60} min {seconds % 60} s; held messages are going out"
+        _tell_open_faults(outage=False, text=text, data={
+            "transport": transport, "since": since.isoformat(), "until": now.isoformat(), "seconds": seconds,
+        })
+
+
+def _failure(transport: str, error: str) -> None:
+    now = timezone.now()
+    rows = _state(transport)
+    rows.update(failures=F("failures") + 1, failing_since=Coalesce(F("failing_since"), Value(now)), last_failure_at=now,
+                last_error=error[:500])
+    declared = rows.filter(outage_since__isnull=True, failures__gte=settings.NOTIFY_OUTAGE_AFTER).update(
+        outage_since=now
+    )
+    if declared == 1:
+        state = rows.get()
+        text = (f"{name(transport)} is failing for everyone ({state.failures} attempts in a row: {error}); "
+                "messages are held and retried, and nobody is escalated for the silence")
+        _tell_open_faults(outage=True, text=text, data={
+            "transport": transport, "since": state.failing_since.isoformat(), "failures": state.failures,
+        })
+
+
+def _tell_open_faults(*, outage: bool, text: str, data: dict) -> None:
+    for fault in Fault.objects.filter(status__in=Fault.OPEN_STATUSES).only("pk"):
+        incident_services.provider_state_record(fault=fault, outage=outage, text=text, data=data)
+
+
+def name(transport: str) -> str:
+    return NAMES.get(transport, transport)
+
+
+def current() -> list[ProviderState]:
+    """The providers in an outage now."""
+    return list(ProviderState.objects.filter(outage_since__isnull=False).order_by("transport"))
+
+
+def current_of(transports) -> list[ProviderState]:
+    """Those of `transports` in an outage now."""
+    return list(ProviderState.objects.filter(transport__in=list(transports), outage_since__isnull=False))

@@ -1,0 +1,50 @@
+"""Which Celery queue carries what, and queueing by task name.
+
+Three queues, so that no kind of work waits behind another (DESIGN.md, "Delivery
+guarantees"): `pages` for what gets people into the room (pages, the group, its card,
+new members), `messages` for everything else that is sent, `scheduler` for the sweeper
+and the follow-ups. A slow provider fills a sending queue; it never delays a deadline.
+"""
+
+import logging
+
+from celery import current_app
+
+from ..models import Channel, Delivery
+
+log = logging.getLogger(__name__)
+
+PAGES, MESSAGES, SCHEDULER = "pages", "messages", "scheduler"
+QUEUES = (PAGES, MESSAGES, SCHEDULER)
+
+DELIVER_TASK = "notifications.tasks.deliver"
+FOLLOW_UP_TASK = "notifications.tasks.follow_up"
+
+# Celery countdowns are kept short; anything later lives in next_attempt_at for the sweeper.
+MAX_COUNTDOWN = 60
+
+URGENT_CHANNELS = {Channel.DINGTALK_GROUP_CREATE, Channel.DINGTALK_GROUP_MEMBER_ADD, Channel.DINGTALK_CARD}
+
+
+def queue_for(*, purpose: str, channel: str) -> str:
+    if purpose == Delivery.Purpose.PAGE or channel in URGENT_CHANNELS:
+        return PAGES
+    return MESSAGES
+
+
+def enqueue(delivery_id: int, *, queue: str, countdown: float = 0) -> None:
+    """Queue the delivery task; if the broker is down the sweeper queues it later."""
+    try:
+        current_app.send_task(
+            DELIVER_TASK, args=(delivery_id,), queue=queue, countdown=min(countdown, MAX_COUNTDOWN) or None
+        )
+    except Exception:
+        log.warning("could not queue delivery %s; the sweeper will", delivery_id, exc_info=True)
+
+
+def enqueue_follow_up(fault_id: int) -> None:
+    """Queue a follow-up run for one fault; beat runs one for all faults anyway."""
+    try:
+        current_app.send_task(FOLLOW_UP_TASK, kwargs={"fault_id": fault_id}, queue=SCHEDULER)
+    except Exception:
+        log.warning("could not queue the follow-up of fault %s; beat will run it", fault_id, exc_info=True)

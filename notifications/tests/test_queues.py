@@ -1,0 +1,69 @@
+"""Pages, other messages and scheduling travel on separate Celery queues, and one send gets
+a bounded time of HTTP in all, so that a slow provider never delays a deadline."""
+
+import pytest
+import redis
+import requests.adapters
+from django.conf import settings as django_settings
+
+from notifications.models import Channel, Delivery
+from notifications.outbox.attempts import delivery_attempt
+from notifications.outbox.queue import enqueue, enqueue_follow_up, queue_for
+from notifications.outbox.rows import delivery_create
+from notifications.transports import dingtalk
+from notifications.transports.base import TransportError, send_budget
+from warroom.celery import app as celery_app
+
+from . import factories
+
+pytestmark = pytest.mark.django_db
+
+DING = "/v1.0/robot/ding/send"
+
+
+def queued(queue: str) -> int:
+    return redis.Redis.from_url(django_settings.REDIS_URL).llen(queue)
+
+
+def test_pages_and_what_gets_people_into_the_group_have_their_own_queue():
+    assert queue_for(purpose=Delivery.Purpose.PAGE, channel=Channel.ALIYUN_VOICE) == "pages"
+    for channel in (Channel.DINGTALK_GROUP_CREATE, Channel.DINGTALK_CARD, Channel.DINGTALK_GROUP_MEMBER_ADD):
+        assert queue_for(purpose=Delivery.Purpose.MESSAGE, channel=channel) == "pages"
+    assert queue_for(purpose=Delivery.Purpose.MESSAGE, channel=Channel.ALIYUN_SMS) == "messages"
+    assert queue_for(purpose=Delivery.Purpose.MESSAGE, channel=Channel.DINGTALK_GROUP_MESSAGE) == "messages"
+
+
+def test_each_task_lands_on_its_queue_in_the_broker():
+    before = {q: queued(q) for q in ("pages", "messages", "scheduler")}
+    enqueue(1, queue="pages")
+    enqueue(2, queue="messages")
+    enqueue_follow_up(3)
+    celery_app.send_task("notifications.tasks.sweep")  # as beat sends it: routed by name
+    after = {q: queued(q) for q in ("pages", "messages", "scheduler")}
+    assert {q: after[q] - before[q] for q in after} == {"pages": 1, "messages": 1, "scheduler": 2}
+
+
+def test_one_send_gets_at_most_its_budget_whatever_the_read_timeout(providers, settings, monkeypatch):
+    settings.NOTIFY_HTTP_READ_TIMEOUT = 30
+    settings.NOTIFY_SEND_BUDGET = 2
+    seen = []
+    real_send = requests.adapters.HTTPAdapter.send
+
+    def send(self, request, *args, **kwargs):
+        seen.append((request.url, kwargs.get("timeout")))
+        return real_send(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
+    li = factories.person("Li Lei")
+    fault = factories.fault(commander=li)
+    d = delivery_create(fault=fault, channel=Channel.DINGTALK_DING_APP, person=li, body="Check in", idempotency_key="k1")
+    assert delivery_attempt(delivery_id=d.pk) == Delivery.Status.SENT
+    assert seen and all(timeout[1] <= 2 for _, timeout in seen), seen
+
+
+def test_a_request_with_no_budget_left_is_not_sent_and_may_be_retried(providers):
+    with send_budget(0):
+        with pytest.raises(TransportError) as refused:
+            dingtalk.ding_send(remind_type=dingtalk.REMIND_APP, user_ids=["user1"], content="Check in")
+    assert not refused.value.ambiguous and not refused.value.permanent
+    assert providers.calls(DING) == []
