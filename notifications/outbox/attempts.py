@@ -275,13 +275,16 @@ def delivery_attempt_failed(*, lease: Lease, error: TransportError) -> str | Non
         last_error=error.message,
         may_have_left=d.may_have_left or error.ambiguous,
     )
-    outcome_record(
-        d,
-        f"{label(d)} failed ({error.message}); retrying in {int(delay.total_seconds())} s",
-        status="retrying",
-        error=error.message,
-        next_attempt_at=(now + delay).isoformat(),
-    )
+    if not outages.current_of([d.transport]):
+        # During an outage the outage's own entry tells the story: one line per retry of
+        # every held message would bury the timeline.
+        outcome_record(
+            d,
+            f"{label(d)} failed ({error.message}); retrying in {int(delay.total_seconds())} s",
+            status="retrying",
+            error=error.message,
+            next_attempt_at=(now + delay).isoformat(),
+        )
     if soon:
         queue = queue_for(purpose=d.purpose, channel=d.channel)
         transaction.on_commit(lambda: enqueue(d.pk, queue=queue, countdown=delay.total_seconds()))

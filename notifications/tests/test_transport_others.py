@@ -129,3 +129,15 @@ def test_an_answer_that_breaks_after_the_request_was_sent_is_ambiguous(answer):
     thread.join()
     server.close()
     assert requests_seen and caught.value.ambiguous and not caught.value.permanent
+
+
+def test_a_connection_error_names_the_host_and_never_the_query(settings):
+    """The URL's query (tokens, signatures, phone numbers) stays out of the outbox and the timeline."""
+    from notifications.transports.base import http_request
+    from warroom.embedded_redis import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/send?access_token=secret-token&PhoneNumbers=13800000000"
+    with pytest.raises(TransportError) as refused:
+        http_request("POST", url)
+    assert refused.value.message == f"could not connect to {url.split('/')[2]} (connection refused)"
+    assert not refused.value.ambiguous

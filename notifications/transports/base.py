@@ -84,23 +84,29 @@ def http_request(method: str, url: str, **kwargs) -> requests.Response:
     refused, connect timeout, no budget left).
     """
     kwargs.setdefault("timeout", _timeouts())
+    # Errors name the host only: the URL's query (tokens, signatures, phone numbers) and the
+    # library's own text (which repeats the URL) stay out of the outbox and the timeline.
+    host = _host(url)
     try:
         return _session.request(method, url, **kwargs)
     except requests.ConnectTimeout as exc:
-        raise TransportError(f"could not connect to {_host(url)}: {exc}") from exc
+        raise TransportError(f"could not connect to {host} in time") from exc
     except requests.ReadTimeout as exc:
-        raise TransportError(f"no answer from {_host(url)} in time", ambiguous=True) from exc
+        raise TransportError(f"no answer from {host} in time", ambiguous=True) from exc
     except requests.ConnectionError as exc:
         # A refused or unresolvable connection never carried the request; anything else
         # (reset, remote closed) may have.
         reason = repr(exc)
-        before_send = "NewConnectionError" in reason or "NameResolutionError" in reason
-        raise TransportError(f"connection to {_host(url)} failed: {exc}", ambiguous=not before_send) from exc
+        if "NameResolutionError" in reason:
+            raise TransportError(f"could not resolve {host}") from exc
+        if "NewConnectionError" in reason:
+            raise TransportError(f"could not connect to {host} (connection refused)") from exc
+        raise TransportError(f"the connection to {host} broke off", ambiguous=True) from exc
     except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
         # The request was sent and answered; only the answer's body broke on the way back.
-        raise TransportError(f"unreadable answer from {_host(url)}: {exc}", ambiguous=True) from exc
+        raise TransportError(f"unreadable answer from {host}", ambiguous=True) from exc
     except requests.RequestException as exc:
-        raise TransportError(f"request to {_host(url)} failed: {exc}", permanent=True) from exc
+        raise TransportError(f"request to {host} failed ({type(exc).__name__})", permanent=True) from exc
 
 
 def _host(url: str) -> str:
