@@ -269,8 +269,10 @@ class ProviderState(models.Model):
 
     Consecutive failures that are not refusals (5xx, timeouts, connection errors), with no
     success in between, mean the provider is failing for everyone: an outage, put on the
-    timeline of every open fault, on /healthz and on the page. While it lasts nobody is
-    escalated or replaced for a silence it caused; the first success ends it.
+    timeline of every open fault, on /healthz and on the page. While it lasts its messages
+    are held rather than sent into the void (a timeout would leave them ambiguous), one
+    probe at a time tests the provider, and nobody is escalated or replaced for a silence
+    it caused; the first success ends it.
     """
 
     transport = models.CharField(max_length=32, unique=True)
@@ -280,6 +282,9 @@ class ProviderState(models.Model):
     last_error = models.TextField(blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
     outage_since = models.DateTimeField(null=True, blank=True)
+    # During an outage messages are held, not sent: one attempt per NOTIFY_OUTAGE_PROBE_EVERY
+    # goes through as a probe, and its success ends the outage.
+    probe_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("provider state")

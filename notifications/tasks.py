@@ -7,6 +7,7 @@
 from celery import shared_task
 
 from .outbox.attempts import delivery_attempt
+from .outbox.queue import follow_up_started
 from .outbox.sweeper import deliveries_sweep
 from .response.scheduler import follow_ups_run
 
@@ -23,4 +24,6 @@ def sweep() -> None:
 
 @shared_task(ignore_result=True, name="notifications.tasks.follow_up")
 def follow_up(fault_id: int | None = None) -> None:
+    if fault_id is not None:
+        follow_up_started(fault_id)
     follow_ups_run(fault_id=fault_id)

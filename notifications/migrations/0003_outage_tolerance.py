@@ -21,6 +21,7 @@ class Migration(migrations.Migration):
                 ('last_error', models.TextField(blank=True)),
                 ('last_success_at', models.DateTimeField(blank=True, null=True)),
                 ('outage_since', models.DateTimeField(blank=True, null=True)),
+                ('probe_at', models.DateTimeField(blank=True, null=True)),
             ],
             options={
                 'verbose_name': 'provider state',

@@ -111,6 +111,9 @@ def delivery_attempt(*, delivery_id: int) -> str | None:
     if delivery.purpose == Delivery.Purpose.PAGE and _checked_in(delivery):
         _finish(lease, status=Status.CANCELLED, error=f"{delivery.person.name} has checked in")
         return Status.CANCELLED
+    if outages.holds(delivery.transport):
+        _hold(lease)
+        return Status.PENDING
     # From here on the request may leave: a worker that dies now leaves an ambiguous row.
     # Only while our lease holds: a worker stalled past it has lost the row to the sweeper,
     # which may already have handed it to another worker, and must not send it too.
@@ -289,6 +292,20 @@ def delivery_attempt_failed(*, lease: Lease, error: TransportError) -> str | Non
         queue = queue_for(purpose=d.purpose, channel=d.channel)
         transaction.on_commit(lambda: enqueue(d.pk, queue=queue, countdown=delay.total_seconds()))
     return Status.PENDING
+
+
+@transaction.atomic
+def _hold(lease: Lease) -> None:
+    """Put the row back, unsent and its attempt not counted, until the provider answers again.
+
+    The sweeper queues it when it is due, oldest first and in batches, so that a backlog
+    drains at a steady pace once the outage ends.
+    """
+    lock_fault_first(lease.delivery.fault_id)
+    _held(lease).update(
+        status=Status.PENDING, attempts=F("attempts") - 1, lease_until=None, queued_at=None,
+        next_attempt_at=timezone.now() + timedelta(seconds=settings.NOTIFY_OUTAGE_PROBE_EVERY),
+    )
 
 
 @transaction.atomic

@@ -12,10 +12,11 @@ never raised.
 """
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -86,6 +87,24 @@ def _tell_open_faults(*, outage: bool, text: str, data: dict) -> None:
 
 def name(transport: str) -> str:
     return NAMES.get(transport, transport)
+
+
+def holds(transport: str) -> bool:
+    """True when a message for `transport` should wait: the provider is in an outage and
+    this attempt is not the one probe it gets every NOTIFY_OUTAGE_PROBE_EVERY seconds."""
+    if transport == "sandbox":
+        return False
+    try:
+        rows = ProviderState.objects.filter(transport=transport, outage_since__isnull=False)
+        if not rows.exists():
+            return False
+        now = timezone.now()
+        due = now - timedelta(seconds=settings.NOTIFY_OUTAGE_PROBE_EVERY)
+        probe = rows.filter(Q(probe_at__isnull=True) | Q(probe_at__lte=due)).update(probe_at=now)
+        return probe == 0
+    except DatabaseError:
+        log.warning("could not read the state of %s; sending", transport, exc_info=True)
+        return False
 
 
 def current() -> list[ProviderState]:

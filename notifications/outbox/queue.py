@@ -9,6 +9,8 @@ and the follow-ups. A slow provider fills a sending queue; it never delays a dea
 import logging
 
 from celery import current_app
+from django.conf import settings
+from django.core.cache import cache
 
 from ..models import Channel, Delivery
 
@@ -42,9 +44,30 @@ def enqueue(delivery_id: int, *, queue: str, countdown: float = 0) -> None:
         log.warning("could not queue delivery %s; the sweeper will", delivery_id, exc_info=True)
 
 
+def _follow_up_key(fault_id: int) -> str:
+    return f"notifications:follow-up-queued:{fault_id}"
+
+
 def enqueue_follow_up(fault_id: int) -> None:
-    """Queue a follow-up run for one fault; beat runs one for all faults anyway."""
+    """Queue a follow-up run for one fault, unless one is already waiting in the queue.
+
+    Ten contacts pulled in by one declaration ask for ten runs; one run takes them all.
+    The mark expires on its own, so a lost task only delays the fault to beat's next run.
+    """
+    try:
+        if not cache.add(_follow_up_key(fault_id), 1, timeout=settings.NOTIFY_FOLLOW_UP_EVERY):
+            return
+    except Exception:
+        log.warning("could not mark the follow-up of fault %s as queued", fault_id, exc_info=True)
     try:
         current_app.send_task(FOLLOW_UP_TASK, kwargs={"fault_id": fault_id}, queue=SCHEDULER)
     except Exception:
         log.warning("could not queue the follow-up of fault %s; beat will run it", fault_id, exc_info=True)
+
+
+def follow_up_started(fault_id: int) -> None:
+    """A run has begun: a change from now on needs a run of its own."""
+    try:
+        cache.delete(_follow_up_key(fault_id))
+    except Exception:
+        log.warning("could not clear the follow-up mark of fault %s", fault_id, exc_info=True)

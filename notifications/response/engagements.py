@@ -19,8 +19,8 @@ from incidents.models import Fault, RoleAssignment
 from roster import selectors as roster_selectors
 from roster.models import CommanderRule, Person
 
-from .. import texts
-from ..models import Delivery, Engagement
+from .. import channels, texts
+from ..models import Channel, Delivery, Engagement
 from ..outbox import outages
 from ..outbox.rows import lock_after_its_fault, person_page
 
@@ -33,7 +33,13 @@ def _ref(person: Person) -> dict:
 
 
 def engagement_open(*, fault: Fault, person: Person, reason: str) -> Engagement:
-    """Pull `person` in: the scheduler pages him now and follows up until he checks in."""
+    """Pull `person` in: page him now, in the change's own transaction, and let the scheduler
+    follow up until he checks in.
+
+    The first page is written with the change that pulled him in, so that it is queued on
+    the `pages` queue at commit and never waits for the scheduler (in a storm of faults the
+    scheduler is busiest exactly when first pages matter most).
+    """
     now = timezone.now()
     has_role = incident_selectors.active_roles(fault.pk, person.pk).exists()
     engagement, created = Engagement.objects.get_or_create(
@@ -41,18 +47,31 @@ def engagement_open(*, fault: Fault, person: Person, reason: str) -> Engagement:
         person=person,
         defaults={"reason": reason, "needs_role": not has_role, "created_at": now, "next_check_at": now},
     )
-    if created:
-        return engagement
-    if engagement.ended_at is not None and has_role and not incident_selectors.has_checked_in(fault.pk, person.pk):
-        # He had checked in (or been let go) and now holds a new role: a new round of pages.
-        Engagement.objects.filter(pk=engagement.pk).update(
-            round=engagement.round + 1, reason=reason, ended_at=None, end_reason="", checked_in_at=None,
-            paged_at=None, repaged_at=None, escalations=0, next_check_at=now, needs_role=False,
-        )
-    elif has_role and engagement.needs_role:
-        Engagement.objects.filter(pk=engagement.pk).update(needs_role=False)
-    engagement.refresh_from_db()
+    if not created:
+        if engagement.ended_at is not None and has_role and not incident_selectors.has_checked_in(fault.pk, person.pk):
+            # He had checked in (or been let go) and now holds a new role: a new round of pages.
+            Engagement.objects.filter(pk=engagement.pk).update(
+                round=engagement.round + 1, reason=reason, ended_at=None, end_reason="", checked_in_at=None,
+                paged_at=None, repaged_at=None, escalations=0, next_check_at=now, needs_role=False,
+            )
+        elif has_role and engagement.needs_role:
+            Engagement.objects.filter(pk=engagement.pk).update(needs_role=False)
+        engagement = Engagement.objects.select_related("fault", "person").get(pk=engagement.pk)
+    if engagement.ended_at is None and engagement.paged_at is None and _reachable(person):
+        _page(engagement, 1)
+        sla = incident_selectors.sla_for(fault.level)
+        # A contact still needs his role (the scheduler gives it at once); others are looked at
+        # again when the check-in SLA has passed.
+        due = now if engagement.needs_role else now + sla.check_in_within
+        Engagement.objects.filter(pk=engagement.pk).update(paged_at=now, next_check_at=due)
+        engagement.refresh_from_db()
     return engagement
+
+
+def _reachable(person: Person) -> bool:
+    # Someone with no usable method is left to the scheduler, which puts that on the timeline
+    # (a reaction inside another service's transaction writes no event of its own).
+    return any(m in Channel.values and channels.can_reach(person, m) for m in (person.paging_methods or []))
 
 
 def engagements_end(*, fault: Fault, reason: str, person: Person | None = None) -> None:
@@ -81,7 +100,9 @@ def _page_key(e: Engagement, n: int) -> str:
 
 def _page(e: Engagement, n: int, *, again: bool = False) -> Delivery | None:
     fault, person = e.fault, e.person
-    subject, body = texts.page(fault, language=person.language, roles=_role_codes(fault.pk, person.pk), again=again)
+    # An emergency contact is made an emergency handler by the scheduler, so that he can check in.
+    roles = _role_codes(fault.pk, person.pk) or ([Role.EMERGENCY_HANDLER] if e.needs_role else [])
+    subject, body = texts.page(fault, language=person.language, roles=roles, again=again)
     return person_page(fault=fault, person=person, page_key=_page_key(e, n), subject=subject, body=body)
 
 
@@ -183,6 +204,10 @@ def engagement_follow_up(*, engagement_id: int) -> str | None:
         Engagement.objects.filter(pk=e.pk).update(needs_role=False)
         incident_services.role_assign(fault=fault, person=person, role=Role.EMERGENCY_HANDLER, actor=None)
         e.refresh_from_db()
+        if e.paged_at is not None:
+            sla = incident_selectors.sla_for(fault.level)
+            Engagement.objects.filter(pk=e.pk).update(next_check_at=e.paged_at + sla.check_in_within)
+            return "given a role"
     sla = incident_selectors.sla_for(fault.level)
     if e.paged_at is None:
         _page(e, 1)

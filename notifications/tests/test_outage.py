@@ -54,7 +54,8 @@ def test_notifications_and_group_messages_outlast_a_long_outage(world, providers
     fault = declare(world, act)
     ride_out(clock, act, 6)  # twice as many attempts as a page gets on one method, and more
     wu_sms = Delivery.objects.get(fault=fault, person=world.wu, purpose=Delivery.Purpose.MESSAGE)
-    assert wu_sms.status == Status.PENDING and wu_sms.attempts > settings.NOTIFY_MAX_ATTEMPTS
+    assert wu_sms.status == Status.PENDING and wu_sms.attempts >= 1  # tried, failed, and held: not given up
+    assert ProviderState.objects.get(transport="aliyun_sms").outage_since is not None
 
     providers.outage(None)
     ride_out(clock, act, 3)
@@ -70,6 +71,8 @@ def test_notifications_and_group_messages_outlast_a_long_outage(world, providers
 
 
 def test_a_page_that_ran_out_of_methods_in_an_outage_starts_over_at_the_first(world, providers, clock, act, settings):
+    # Failures not yet recognised as an outage (which would hold the page instead).
+    settings.NOTIFY_OUTAGE_AFTER = 10_000
     settings.NOTIFY_BACKOFF_MAX = 30
     providers.outage("5xx")
     fault = declare(world, act)
@@ -81,6 +84,21 @@ def test_a_page_that_ran_out_of_methods_in_an_outage_starts_over_at_the_first(wo
     providers.outage(None)
     ride_out(clock, act, 2)
     assert pages.filter(status__in=(Status.SENT, Status.DELIVERED)).exists()
+
+
+def test_in_an_outage_messages_are_held_and_one_probe_at_a_time_tests_the_provider(world, providers, clock, act, settings):
+    settings.NOTIFY_OUTAGE_AFTER = 3
+    providers.outage("5xx", provider="dingtalk")
+    fault = declare(world, act)
+    ride_out(clock, act, 1)
+    assert ProviderState.objects.get(transport="dingtalk").outage_since is not None
+    tried = len(providers.outage_calls())
+    ride_out(clock, act, 2, step=timedelta(seconds=settings.NOTIFY_OUTAGE_PROBE_EVERY))
+    # Two minutes of held DingTalk messages cost one probe per period, not one request per message.
+    probes = len(providers.outage_calls()) - tried
+    assert 0 < probes <= 2 * 60 // settings.NOTIFY_OUTAGE_PROBE_EVERY + 1
+    held = Delivery.objects.filter(fault=fault, transport="dingtalk", status=Status.PENDING)
+    assert held.count() > 1 and not held.filter(unconfirmed=True).exists()
 
 
 def test_a_provider_failing_for_everyone_is_an_outage_until_its_first_success(world, providers, clock, act, settings):

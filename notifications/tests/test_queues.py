@@ -8,7 +8,7 @@ from django.conf import settings as django_settings
 
 from notifications.models import Channel, Delivery
 from notifications.outbox.attempts import delivery_attempt
-from notifications.outbox.queue import enqueue, enqueue_follow_up, queue_for
+from notifications.outbox.queue import enqueue, enqueue_follow_up, follow_up_started, queue_for
 from notifications.outbox.rows import delivery_create
 from notifications.transports import dingtalk
 from notifications.transports.base import TransportError, send_budget
@@ -37,6 +37,7 @@ def test_each_task_lands_on_its_queue_in_the_broker():
     before = {q: queued(q) for q in ("pages", "messages", "scheduler")}
     enqueue(1, queue="pages")
     enqueue(2, queue="messages")
+    follow_up_started(3)
     enqueue_follow_up(3)
     celery_app.send_task("notifications.tasks.sweep")  # as beat sends it: routed by name
     after = {q: queued(q) for q in ("pages", "messages", "scheduler")}
@@ -67,3 +68,14 @@ def test_a_request_with_no_budget_left_is_not_sent_and_may_be_retried(providers)
             dingtalk.ding_send(remind_type=dingtalk.REMIND_APP, user_ids=["user1"], content="Check in")
     assert not refused.value.ambiguous and not refused.value.permanent
     assert providers.calls(DING) == []
+
+
+def test_a_fault_has_at_most_one_follow_up_waiting_in_the_queue():
+    follow_up_started(7)
+    before = queued("scheduler")
+    for _ in range(10):  # ten contacts pulled in by one declaration
+        enqueue_follow_up(7)
+    assert queued("scheduler") - before == 1
+    follow_up_started(7)  # the run begins: a later change needs a run of its own
+    enqueue_follow_up(7)
+    assert queued("scheduler") - before == 2

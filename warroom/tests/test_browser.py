@@ -12,8 +12,8 @@ import pytest
 from incidents import services
 from incidents.models import Task
 from incidents.tests.factories import Cast
+from notifications.models import Delivery
 from notifications.outbox.attempts import delivery_attempt
-from notifications.outbox.rows import person_page
 
 from .browser import ARTIFACTS, CHROMIUM_ARGS, Daphne, chromium_missing_message, chromium_path, in_thread
 
@@ -196,9 +196,8 @@ def _busy_room(cast: Cast) -> None:
         fault=cast.fault, body="Rollback started; error rate falling from 30% to 12%.", actor=cast.commander_user
     )
     services.status_update_post(fault=cast.fault, kind="note", body="Gateway logs show TLS handshake timeouts.", actor=cast.handler_user)
-    page = person_page(
-        fault=cast.fault, person=cast.handler, page_key="screenshot", subject="P2 Checkout fails", body="Please check in"
-    )
+    # The declaration paged him; a worker sends it.
+    page = Delivery.objects.get(fault=cast.fault, person=cast.handler, purpose=Delivery.Purpose.PAGE)
     delivery_attempt(delivery_id=page.pk)
 
 

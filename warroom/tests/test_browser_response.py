@@ -14,7 +14,7 @@ from incidents.models import Task
 from incidents.tests.factories import business, user
 from notifications.outbox.attempts import delivery_attempt
 from notifications.response.scheduler import follow_ups_run
-from notifications.models import Delivery
+from notifications.models import Channel, Delivery
 from notifications.tests import factories as people
 from django.utils import timezone
 
@@ -123,8 +123,9 @@ def test_the_recovery_summary_appears_live_when_the_commander_marks_the_fault_re
 
 
 def test_the_handler_checks_in_from_the_sandbox_card_and_the_dialling_stops(pages, p1):
-    in_thread(work)  # the group and the card
-    in_thread(follow_ups_run)  # both paged; the calls are queued
+    # Both were paged at the declaration: their calls stay queued while the group and card go.
+    in_thread(work, Channel.DINGTALK_GROUP_CREATE, Channel.DINGTALK_CARD)
+    in_thread(follow_ups_run)
     handler = pages.open("handler", p1.fault.pk, viewport=PHONE)
     card = handler.locator(".dt-card")
     expect(card).to_contain_text("Check-in card in the group")

@@ -67,7 +67,7 @@ class Room:
                 return
 
     def tick(self):
-        """The scheduler: pull people in and page them (the pages stay queued until `work`)."""
+        """The scheduler: give contacts their role and follow up (first pages go out with the declaration)."""
         self.commit(follow_ups_run)
 
     def page(self, u) -> str:
@@ -172,8 +172,9 @@ def test_the_sandbox_shows_the_group_the_card_and_the_calls(room):
 
 
 def test_checking_in_from_the_sandbox_card_stops_that_persons_dialling(room):
-    room.work()  # the group and the card
-    room.tick()  # both are paged: their DING calls are queued
+    # Both were paged at the declaration: their DING calls are queued.
+    room.work(Channel.DINGTALK_GROUP_CREATE, Channel.DINGTALK_CARD)  # the group and the card
+    room.tick()
     pages = Delivery.objects.filter(fault=room.fault, purpose=Delivery.Purpose.PAGE)
     assert set(pages.values_list("person__name", "status")) == {("Zhang Wei", Status.PENDING), ("Han Meimei", Status.PENDING)}
     roles = section(room.page(room.handler_user), "roles")
