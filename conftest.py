@@ -1,3 +1,4 @@
+import uuid
 from datetime import datetime, timedelta
 
 import pytest
@@ -31,6 +32,17 @@ class Clock:
         if self._travel is not None:
             self._travel.stop()
             self._travel = None
+
+
+@pytest.fixture(autouse=True)
+def own_cache_keys():
+    """Each test reads and writes the shared cache under keys of its own (ids repeat across tests)."""
+    from django.core.cache import cache
+
+    previous = cache.key_prefix
+    cache.key_prefix = f"{previous}-{uuid.uuid4().hex[:12]}"
+    yield
+    cache.key_prefix = previous
 
 
 @pytest.fixture

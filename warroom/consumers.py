@@ -37,8 +37,7 @@ from django.utils import translation
 from incidents import permissions
 from incidents.models import Fault
 
-from .broadcast import fault_group
-from .event_text import with_text
+from .broadcast import event_frame, fault_group
 from .selectors.war_room import events_after
 
 # A client further behind than this reloads a snapshot instead of replaying (a setting, so
@@ -96,6 +95,16 @@ class FaultConsumer(AsyncWebsocketConsumer):
             return
         await self._catch_up(after)
 
+    async def dispatch(self, message):
+        # Channels closes stale database connections before every handler, on the one thread
+        # that also serves every Django view: with a thousand sockets, each live event would
+        # queue there a thousand times. Forwarding an event touches no database (a catch-up
+        # does, through database_sync_to_async, which closes stale connections itself).
+        if message["type"] == "timeline.event":
+            await self.timeline_event(message)
+            return
+        await super().dispatch(message)
+
     async def timeline_event(self, message):
         event = message["event"]
         seq = event["seq"]
@@ -106,7 +115,14 @@ class FaultConsumer(AsyncWebsocketConsumer):
                 # A message between was dropped by the channel layer: read them all from the database.
                 await self._catch_up(self.last_sent)
                 return
-        await self._send_events([event])
+        frame = (message.get("frames") or {}).get(self.language)
+        if frame is None:
+            await self._send_events([event])
+            return
+        # Worded and serialised once per language by the broadcaster.
+        await self.send(text_data=frame)
+        self.sent.add(seq)
+        self.last_sent = max(self.last_sent or 0, seq)
 
     # --- helpers ---
 
@@ -123,11 +139,11 @@ class FaultConsumer(AsyncWebsocketConsumer):
 
     async def _send_events(self, events: list[dict]) -> None:
         with translation.override(self.language):
-            texts = [with_text(e) for e in events]
-        for event in texts:
-            await self._send({"type": "event", "event": event})
-            self.sent.add(event["seq"])
-            self.last_sent = max(self.last_sent or 0, event["seq"])
+            worded = [(e["seq"], event_frame(e)) for e in events]
+        for seq, frame in worded:
+            await self.send(text_data=frame)
+            self.sent.add(seq)
+            self.last_sent = max(self.last_sent or 0, seq)
 
     async def _send(self, message: dict) -> None:
         await self.send(text_data=json.dumps(message, ensure_ascii=False))

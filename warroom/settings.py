@@ -99,7 +99,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": str(Path(tempfile.gettempdir()) / f"warroom-test-{os.getpid()}.sqlite3")
     }
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+    # Keep a connection for a minute instead of opening one per request and per socket call
+    # (a PostgreSQL connect costs more than most of our queries); a connection that broke
+    # while idle is noticed before it is used.
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: broker, channel layer, cache --------------------------------------------------
@@ -273,8 +277,10 @@ NOTIFY_RETRY_HORIZON = env.int("NOTIFY_RETRY_HORIZON", default=24 * 3600)
 NOTIFY_SEND_BUDGET = env.float("NOTIFY_SEND_BUDGET", default=15.0)
 # This many failures in a row of one provider, none refused and no success between, is an outage.
 NOTIFY_OUTAGE_AFTER = env.int("NOTIFY_OUTAGE_AFTER", default=5)
+# During an outage messages are held; one probe per this many seconds tests the provider.
+NOTIFY_OUTAGE_PROBE_EVERY = env.int("NOTIFY_OUTAGE_PROBE_EVERY", default=10)
 # The sweeper and the scheduler take at most this many rows of each kind per run.
-NOTIFY_SWEEP_BATCH = env.int("NOTIFY_SWEEP_BATCH", default=100)
+NOTIFY_SWEEP_BATCH = env.int("NOTIFY_SWEEP_BATCH", default=200)
 NOTIFY_BACKOFF_BASE = env.int("NOTIFY_BACKOFF_BASE", default=15)  # seconds, doubled per attempt
 NOTIFY_BACKOFF_MAX = env.int("NOTIFY_BACKOFF_MAX", default=300)
 NOTIFY_LEASE_SECONDS = env.int("NOTIFY_LEASE_SECONDS", default=60)

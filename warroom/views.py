@@ -9,10 +9,11 @@ from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.http import Http404, HttpResponseNotAllowed
+from django.core.cache import cache
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
@@ -136,6 +137,21 @@ def fault_room(request, fault_id: int):
     return render(request, "warroom/fault_room.html", _room_context(request, fault))
 
 
+# Panels as a stakeholder sees them are the same for every stakeholder reading the same
+# seq in the same language and zone: a thousand watchers cost one render per event.
+SHARED_PANELS_SECONDS = 15
+
+
+def _shared_panels_key(request, fault: Fault) -> str | None:
+    """The cache key of the panels a reader without a part in the fault sees, else None."""
+    if permissions.can_manage(request.user, fault) or permissions.is_participant(request.user, fault):
+        return None
+    return ":".join(
+        ["warroom:panels", str(fault.pk), fault.declared_at.isoformat(), str(fault.last_seq),
+         translation.get_language(), timezone.get_current_timezone_name()]
+    )
+
+
 @page_login_required
 @require_GET
 def fault_room_panels(request, fault_id: int):
@@ -144,7 +160,14 @@ def fault_room_panels(request, fault_id: int):
         fault = _visible_fault(request, fault_id)
     except NotAllowed as exc:
         return _refused(request, exc)
-    return render(request, "warroom/_room_panels.html", _room_context(request, fault))
+    key = _shared_panels_key(request, fault)
+    if key is not None and (html := cache.get(key)) is not None:
+        return HttpResponse(html)
+    response = render(request, "warroom/_room_panels.html", _room_context(request, fault))
+    # Never share a page that holds a form: its CSRF token is this reader's own.
+    if key is not None and b"csrfmiddlewaretoken" not in response.content:
+        cache.set(key, response.content, SHARED_PANELS_SECONDS)
+    return response
 
 
 def _form_for(action: str, request, fault: Fault, room_can_manage: bool):

@@ -191,7 +191,7 @@
       this.addEvent(ev);
       this.seq = ev.seq;
       this.main.dataset.seq = String(ev.seq);
-      this.refresh(false);
+      this.refreshSoon();
     } else if (msg.type === "caught_up") {
       this.setState("live", _("Live"));
     } else if (msg.type === "snapshot") {
@@ -223,6 +223,17 @@
     });
     list.insertBefore(li, before);
     localTimes(li);
+  };
+
+  // After an event: a burst of events costs one reload, and a thousand open pages do not
+  // all ask in the same instant.
+  LiveRoom.prototype.refreshSoon = function () {
+    var self = this;
+    if (this.refreshTimer) return;
+    this.refreshTimer = setTimeout(function () {
+      self.refreshTimer = null;
+      self.refresh(false);
+    }, 150 + Math.random() * 350);
   };
 
   // Reload the panels; `all` includes the timeline (after a "snapshot").

@@ -9,7 +9,6 @@ from incidents import services
 from incidents.models import Fault, Level, MitigationPlan, RoleAssignment, SLAPolicy, Task
 from incidents.tests.factories import Cast, business, fault, user
 from notifications.outbox.attempts import delivery_attempt
-from notifications.outbox.rows import person_page
 from notifications.models import Delivery
 
 pytestmark = pytest.mark.django_db
@@ -267,9 +266,8 @@ def test_a_level_whose_sla_was_deleted_counts_down_to_the_defaults_that_paging_a
 
 
 def test_the_roles_board_and_the_delivery_log_show_who_was_paged_how_and_with_what_result(cast):
-    page = person_page(
-        fault=cast.fault, person=cast.handler, page_key="test-page", subject="P2 fault", body="Please check in"
-    )
+    # The declaration paged him; a worker sends it.
+    page = Delivery.objects.get(fault=cast.fault, person=cast.handler, purpose=Delivery.Purpose.PAGE)
     delivery_attempt(delivery_id=page.pk)
     page = Delivery.objects.get(pk=page.pk)
     assert page.transport == "sandbox"
@@ -300,3 +298,20 @@ def test_a_provider_outage_is_a_banner_on_the_page_and_a_sentence_on_the_timelin
     outages.observe("dingtalk", ok=True)
     page = client_for(cast.stakeholder).get(f"/faults/{cast.fault.pk}/").content.decode()
     assert "has been failing for everyone" not in page and "DingTalk answers again after 0 min" in page
+
+
+def test_stakeholders_share_one_render_of_the_panels_per_event_and_participants_get_their_own(cast, django_assert_max_num_queries):
+    other = user("stakeholder-2", "incidents.view_fault")
+    first = client_for(cast.stakeholder).get(f"/faults/{cast.fault.pk}/panels/")
+    assert first.status_code == 200
+    reader = client_for(other)
+    with django_assert_max_num_queries(10):  # the session, the user, the fault, the roles: no render
+        again = reader.get(f"/faults/{cast.fault.pk}/panels/")
+    assert again.content == first.content
+
+    services.status_update_post(fault=cast.fault, body="Rollback at 50%", actor=cast.commander_user)
+    fresh = client_for(other).get(f"/faults/{cast.fault.pk}/panels/").content.decode()
+    assert "Rollback at 50%" in fresh
+
+    mine = client_for(cast.commander_user).get(f"/faults/{cast.fault.pk}/panels/").content.decode()
+    assert "csrfmiddlewaretoken" in mine and mine != fresh
