@@ -285,6 +285,8 @@ class ProviderState(models.Model):
     # During an outage messages are held, not sent: one attempt per NOTIFY_OUTAGE_PROBE_EVERY
     # goes through as a probe, and its success ends the outage.
     probe_at = models.DateTimeField(null=True, blank=True)
+    # When the last outage ended: whoever was paged during it gets his check-in SLA from here.
+    outage_ended_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("provider state")

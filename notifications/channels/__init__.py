@@ -11,10 +11,11 @@ from django.conf import settings
 
 from ..models import Channel
 from ..transports.base import Sent, send_budget
+from ..transports import dingtalk
 from . import conference, group, robot
 from .direct import can_reach, message_params, send_direct, transport_for
 
-__all__ = ["can_reach", "message_params", "send", "transport_for"]
+__all__ = ["can_reach", "has_probe", "message_params", "probe", "send", "transport_for"]
 
 # Calls that need the group, the roster or the fault, not just an address.
 _SENDERS = {
@@ -29,3 +30,22 @@ def send(d) -> Sent:
     """Carry one outbox row. Raises TransportError like any transport."""
     with send_budget(settings.NOTIFY_SEND_BUDGET):
         return _SENDERS.get(d.channel, send_direct)(d)
+
+
+def _dingtalk_probe() -> None:
+    # A fresh access token changes nothing at DingTalk and proves that it answers.
+    dingtalk.access_token(refresh=True)
+
+
+# Harmless requests that tell whether a provider answers again, by transport.
+_PROBES = {"dingtalk": _dingtalk_probe}
+
+
+def has_probe(transport: str) -> bool:
+    return transport in _PROBES
+
+
+def probe(transport: str) -> None:
+    """Make the provider's harmless request. Raises TransportError like any send."""
+    with send_budget(settings.NOTIFY_SEND_BUDGET):
+        _PROBES[transport]()

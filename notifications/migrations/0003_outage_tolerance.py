@@ -22,6 +22,7 @@ class Migration(migrations.Migration):
                 ('last_success_at', models.DateTimeField(blank=True, null=True)),
                 ('outage_since', models.DateTimeField(blank=True, null=True)),
                 ('probe_at', models.DateTimeField(blank=True, null=True)),
+                ('outage_ended_at', models.DateTimeField(blank=True, null=True)),
             ],
             options={
                 'verbose_name': 'provider state',

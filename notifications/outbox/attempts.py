@@ -111,7 +111,7 @@ def delivery_attempt(*, delivery_id: int) -> str | None:
     if delivery.purpose == Delivery.Purpose.PAGE and _checked_in(delivery):
         _finish(lease, status=Status.CANCELLED, error=f"{delivery.person.name} has checked in")
         return Status.CANCELLED
-    if outages.holds(delivery.transport):
+    if outages.holds(delivery.transport, may_probe=delivery.has_provider_key or delivery.channel in RECEIPT_CHANNELS):
         _hold(lease)
         return Status.PENDING
     # From here on the request may leave: a worker that dies now leaves an ambiguous row.

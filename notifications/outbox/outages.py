@@ -21,9 +21,12 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from incidents import services as incident_services
-from incidents.models import Fault
+from incidents.event_types import EventKind
+from incidents.models import Fault, TimelineEvent
 
+from .. import channels
 from ..models import ProviderState
+from ..transports.base import TransportError
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ def _success(transport: str) -> None:
     since = rows.values_list("outage_since", flat=True).first()
     rows.filter(failures__gt=0).update(failures=0, failing_since=None)
     rows.update(last_success_at=now)
-    if since is not None and rows.filter(outage_since=since).update(outage_since=None) == 1:
+    if since is not None and rows.filter(outage_since=since).update(outage_since=None, outage_ended_at=now) == 1:
         seconds = int((now - since).total_seconds())
         text = f"{name(transport)} answers again after {seconds // 60} min {seconds % 60} s; held messages are going out"
         _tell_open_faults(outage=False, text=text, data={
@@ -89,22 +92,69 @@ def name(transport: str) -> str:
     return NAMES.get(transport, transport)
 
 
-def holds(transport: str) -> bool:
+def holds(transport: str, *, may_probe: bool) -> bool:
     """True when a message for `transport` should wait: the provider is in an outage and
-    this attempt is not the one probe it gets every NOTIFY_OUTAGE_PROBE_EVERY seconds."""
+    this attempt is not the one probe it gets every NOTIFY_OUTAGE_PROBE_EVERY seconds.
+
+    Only a message that cannot be lost or doubled by a timeout may be the probe
+    (`may_probe`: a keyed one, or one whose receipt settles it); a provider with a harmless
+    request of its own is probed with that by the sweeper instead (see `probe`).
+    """
     if transport == "sandbox":
         return False
     try:
         rows = ProviderState.objects.filter(transport=transport, outage_since__isnull=False)
         if not rows.exists():
             return False
-        now = timezone.now()
-        due = now - timedelta(seconds=settings.NOTIFY_OUTAGE_PROBE_EVERY)
-        probe = rows.filter(Q(probe_at__isnull=True) | Q(probe_at__lte=due)).update(probe_at=now)
-        return probe == 0
+        if not may_probe or channels.has_probe(transport):
+            return True
+        return not _probe_slot(rows)
     except DatabaseError:
         log.warning("could not read the state of %s; sending", transport, exc_info=True)
         return False
+
+
+def _probe_slot(rows) -> bool:
+    now = timezone.now()
+    due = now - timedelta(seconds=settings.NOTIFY_OUTAGE_PROBE_EVERY)
+    return rows.filter(Q(probe_at__isnull=True) | Q(probe_at__lte=due)).update(probe_at=now) == 1
+
+
+def probe() -> int:
+    """Run by the sweeper: test each provider in an outage that has a harmless request."""
+    tested = 0
+    for state in current():
+        rows = ProviderState.objects.filter(pk=state.pk, outage_since__isnull=False)
+        if not channels.has_probe(state.transport) or not _probe_slot(rows):
+            continue
+        tested += 1
+        try:
+            channels.probe(state.transport)
+        except TransportError as error:
+            observe(state.transport, ok=False, refused=error.permanent, error=error.message)
+        else:
+            observe(state.transport, ok=True)
+    return tested
+
+
+def tell_new_faults() -> int:
+    """Put each outage on the timeline of faults declared since it began (run by the sweeper)."""
+    told = 0
+    for state in current():
+        told_already = TimelineEvent.objects.filter(
+            kind=EventKind.PROVIDER_OUTAGE, created_at__gte=state.outage_since, data__transport=state.transport
+        ).values("fault_id")
+        faults = Fault.objects.filter(status__in=Fault.OPEN_STATUSES, declared_at__gte=state.outage_since).exclude(
+            pk__in=told_already
+        )
+        text = (f"{name(state.transport)} has been failing for everyone since {state.outage_since:%H:%M:%S} UTC; "
+                "messages are held and retried, and nobody is escalated for the silence")
+        for fault in faults[: settings.NOTIFY_SWEEP_BATCH]:
+            incident_services.provider_state_record(fault=fault, outage=True, text=text, data={
+                "transport": state.transport, "since": state.outage_since.isoformat(), "failures": state.failures,
+            })
+            told += 1
+    return told
 
 
 def current() -> list[ProviderState]:
@@ -115,3 +165,9 @@ def current() -> list[ProviderState]:
 def current_of(transports) -> list[ProviderState]:
     """Those of `transports` in an outage now."""
     return list(ProviderState.objects.filter(transport__in=list(transports), outage_since__isnull=False))
+
+
+def last_ended(transports):
+    """When the latest outage of any of `transports` ended, or None."""
+    ended = ProviderState.objects.filter(transport__in=list(transports), outage_ended_at__isnull=False)
+    return ended.order_by("-outage_ended_at").values_list("outage_ended_at", flat=True).first()

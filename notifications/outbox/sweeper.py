@@ -16,6 +16,7 @@ from django.utils import timezone
 from incidents.models import Fault
 
 from ..models import GROUP_CHANNELS, Delivery
+from . import outages
 from .attempts import Lease, delivery_attempt_failed, label, outcome_record, page_next
 from .queue import enqueue, queue_for
 from .rows import deliveries_cancel, deliveries_cancelled_record, lock_after_its_fault, lock_fault_first, orphans_cancel
@@ -55,6 +56,9 @@ def deliveries_sweep() -> dict:
     for d in expired[: settings.NOTIFY_SWEEP_BATCH]:
         if delivery_reclaim(lease=Lease(d, d.lease_token)) is not None:
             counts["reclaimed"] += 1
+
+    counts["probed"] = outages.probe()
+    counts["told"] = outages.tell_new_faults()
 
     overdue = Delivery.objects.filter(status=Status.SENT, unconfirmed=True, receipt_due_at__lte=now)
     for pk in list(overdue.values_list("pk", flat=True)[: settings.NOTIFY_SWEEP_BATCH]):
@@ -104,7 +108,18 @@ def _receipt_overdue(delivery_id: int) -> int:
     )
     if d is None:
         return 0
-    Delivery.objects.filter(pk=d.pk).update(status=Status.FAILED, finished_at=timezone.now(), receipt_due_at=None)
+    now = timezone.now()
+    still_needed = d.fault.is_open or not d.stop_on_resolve
+    if d.purpose == Delivery.Purpose.MESSAGE and still_needed and (d.retry_until is None or now < d.retry_until):
+        # The provider sends a receipt for every message it took: none means it never took
+        # this one (its answer was lost on the way, or it hung), so the message goes again.
+        Delivery.objects.filter(pk=d.pk).update(
+            status=Status.PENDING, unconfirmed=False, receipt_due_at=None, sent_at=None, next_attempt_at=now,
+            queued_at=None,
+        )
+        outcome_record(d, f"{label(d)} unconfirmed: no receipt came; sending it again", status="retrying")
+        return 1
+    Delivery.objects.filter(pk=d.pk).update(status=Status.FAILED, finished_at=now, receipt_due_at=None)
     outcome_record(d, f"{label(d)} unconfirmed: no receipt came", status=Status.FAILED)
     if d.purpose == Delivery.Purpose.PAGE:
         page_next(d)

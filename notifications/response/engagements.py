@@ -219,6 +219,12 @@ def engagement_follow_up(*, engagement_id: int) -> str | None:
         Engagement.objects.filter(pk=e.pk).update(next_check_at=now + timedelta(seconds=settings.NOTIFY_FOLLOW_UP_EVERY))
         return "held"
     start = max(e.paged_at, reached) if reached else e.paged_at
+    if reached is None:
+        # Paged during an outage that has ended since, and no page through yet: his time
+        # runs from the outage's end, not from a page that could not reach him.
+        ended = outages.last_ended(set(_pages(e).values_list("transport", flat=True)))
+        if ended is not None and ended > start:
+            start = ended
     waited = now - start
     if e.repaged_at is None:
         if waited < sla.check_in_within:

@@ -16,6 +16,7 @@ from incidents.event_types import EventKind
 from incidents.models import RoleAssignment, TimelineEvent
 from notifications.models import Channel, CollaborationGroup, Delivery, ProviderState
 from notifications.outbox.attempts import delivery_attempt
+from notifications.outbox.receipts import sms_report_record
 from notifications.outbox.rows import person_page
 
 from .test_orchestration import act, declare, tick, world  # noqa: F401  (fixtures)
@@ -132,9 +133,12 @@ def test_nobody_is_escalated_or_replaced_for_a_silence_the_outage_caused(world, 
     commander = RoleAssignment.objects.get(fault=fault, role=Role.COMMANDER, ended_at__isnull=True)
     assert commander.person == world.li
 
-    # Once pages get through, the SLA runs from then: silence now is his own.
+    # The outage ends: his time starts now, not when the unreachable pages were written.
     providers.outage(None)
-    ride_out(clock, act, 12)
+    ride_out(clock, act, 1)
+    assert not [e for e in kinds(fault, EventKind.SLA_BREACHED) if e.data.get("what") == "check_in"]
+    # Once pages get through, the SLA runs from then: silence now is his own.
+    ride_out(clock, act, 11)
     breaches = [e for e in kinds(fault, EventKind.SLA_BREACHED) if e.data.get("what") == "check_in"]
     assert any(e.data["person"]["id"] == world.li.pk and e.data["successor"] for e in breaches)
 
@@ -201,3 +205,78 @@ def test_an_ambiguous_custom_robot_message_is_not_sent_again(world, providers, c
     assert robot.status == Status.SENT and robot.unconfirmed
     ride_out(clock, act, 3)
     assert len(providers.calls("robot/send")) == 1
+
+
+def test_a_fault_declared_during_an_outage_hears_of_it_on_its_timeline(world, providers, clock, act, settings):
+    settings.NOTIFY_OUTAGE_AFTER = 3
+    providers.outage("5xx")
+    first = declare(world, act)
+    ride_out(clock, act, 1)
+    assert kinds(first, EventKind.PROVIDER_OUTAGE)
+    later = act(
+        incidents.fault_declare, title="Refunds fail", level=2, impact="Refunds fail",
+        affected_business=world.payments, commander=world.sun,
+    )
+    tick(act)
+    assert {e.data["transport"] for e in kinds(later, EventKind.PROVIDER_OUTAGE)} == {
+        e.data["transport"] for e in kinds(first, EventKind.PROVIDER_OUTAGE)
+    }
+    tick(act)  # told once
+    assert len(kinds(later, EventKind.PROVIDER_OUTAGE)) == len(kinds(first, EventKind.PROVIDER_OUTAGE))
+
+
+def test_dingtalk_in_an_outage_is_probed_with_a_token_request_not_with_a_message(world, providers, clock, act, settings):
+    settings.NOTIFY_OUTAGE_AFTER = 3
+    providers.outage("hang", provider="dingtalk")
+    fault = declare(world, act)
+    ride_out(clock, act, 1)
+    assert ProviderState.objects.get(transport="dingtalk").outage_since is not None
+    sent_into_it = len(providers.outage_calls())
+    ride_out(clock, act, 2, step=timedelta(seconds=settings.NOTIFY_OUTAGE_PROBE_EVERY))
+    probes = providers.outage_calls()[sent_into_it:]
+    assert probes and {c.api for c in probes} == {"/v1.0/oauth2/accessToken"}
+
+    providers.outage(None)
+    ride_out(clock, act, 2)
+    assert ProviderState.objects.get(transport="dingtalk").outage_since is None
+    assert CollaborationGroup.objects.get(fault=fault).is_ready
+
+
+def _wu_sms(world, fault):
+    return Delivery.objects.get(fault=fault, person=world.wu, purpose=Delivery.Purpose.MESSAGE)
+
+
+def _sms_taken_for(providers, person):
+    return [c.query["OutId"] for c in providers.accepted("SendSms") if person.phone.endswith(c.query["PhoneNumbers"])]
+
+
+def test_a_notification_sms_the_provider_never_took_goes_again_when_no_receipt_comes(world, providers, clock, act, settings):
+    settings.NOTIFY_RECEIPT_WAIT_SECONDS = 60
+    settings.NOTIFY_OUTAGE_AFTER = 10_000  # not recognised as an outage: every message is sent
+    providers.outage("hang", provider="aliyun")
+    fault = declare(world, act)
+    tick(act)
+    sms = _wu_sms(world, fault)
+    assert sms.status == Status.SENT and sms.unconfirmed  # timed out: not sent again blindly
+
+    providers.outage(None)
+    clock.advance(timedelta(seconds=61))
+    tick(act)
+    sms.refresh_from_db()
+    assert sms.status == Status.SENT and not sms.unconfirmed
+    assert _sms_taken_for(providers, world.wu) == [sms.provider_key]
+
+
+def test_a_notification_sms_the_provider_took_is_settled_by_its_receipt_not_sent_again(world, providers, clock, act, settings):
+    settings.NOTIFY_RECEIPT_WAIT_SECONDS = 60
+    providers.fail("SendSms", "timeout")  # the provider takes it; its answer is lost
+    fault = declare(world, act)
+    tick(act)
+    sms = _wu_sms(world, fault)
+    assert sms.status == Status.SENT and sms.unconfirmed
+    act(sms_report_record, item=providers.sms_report(sms.provider_key, world.wu.phone))
+    clock.advance(timedelta(seconds=61))
+    tick(act)
+    sms.refresh_from_db()
+    assert sms.status == Status.DELIVERED
+    assert _sms_taken_for(providers, world.wu) == [sms.provider_key]
