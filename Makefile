@@ -36,3 +36,9 @@ demo: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var staticfiles
+
+.PHONY: fault-injection
+## The fault-injection drill at full size: every provider 503 for 2 minutes then timing out for 2, workers
+## killed mid-burst, Redis restarted, database connections cut; prints its figures (bench/outage.py).
+fault-injection: $(STAMP)
+	$(BIN)/python bench/outage.py --scale full

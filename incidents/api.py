@@ -19,7 +19,7 @@ from . import serializers as s
 from .errors import ServiceError
 from .models import Fault, Level, MitigationPlan, RecoverySummary, RoleAssignment, Task
 
-TIMELINE_PAGE = 1000
+TIMELINE_PAGE = 200
 
 
 def exception_handler(exc, context):

@@ -8,7 +8,9 @@ database and a redis-server of the test's own (never the machine's shared Redis)
 to the loopback provider over HTTP. The test process plays the world around the product:
 it declares and resolves the faults through the services, the provider's receipts come
 back through the product's receipt functions, and people check in (from the card or the
-API) once a page of theirs reached the provider; some emergency contacts never do.
+API) once a page of theirs reached the provider; some emergency contacts never do. It also
+plays the process manager production runs workers under: a worker that exits by itself is
+started again, and the figures say why it exited.
 
 At the end every request the provider accepted is counted against the outbox: nothing
 lost, nothing doubled, no row left waiting, no page after resolution, nobody replaced or
@@ -35,7 +37,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
@@ -71,9 +72,13 @@ class Size:
 
 
 SIZES = {
-    "ci": Size(5, 2, 20, 20, 3, ("burst", "drain"), timedelta(seconds=15), timedelta(seconds=15), 150),
+    "ci": Size(
+        faults=5, workers=2, five_xx=20, hang=20, redis_down=3, kills=("burst", "drain"),
+        check_in_within=timedelta(seconds=15), renotify_every=timedelta(seconds=15), deadline=150,
+    ),
     "full": Size(
-        14, 3, 120, 120, 5, ("burst", "5xx", "hang", "drain"), timedelta(seconds=60), timedelta(seconds=60), 600
+        faults=14, workers=3, five_xx=120, hang=120, redis_down=5, kills=("burst", "5xx", "hang", "drain"),
+        check_in_within=timedelta(seconds=60), renotify_every=timedelta(seconds=60), deadline=600,
     ),
 }
 SCALE = os.environ.get("FAULT_INJECTION_SCALE", "ci")
@@ -95,6 +100,7 @@ PRODUCT_SETTINGS = {
     "NOTIFY_SEND_BUDGET": 3,
     "NOTIFY_MAX_ATTEMPTS": 3,
     "NOTIFY_OUTAGE_AFTER": 3,
+    "NOTIFY_OUTAGE_PROBE_EVERY": 2,
     "NOTIFY_RECEIPT_WAIT_SECONDS": 3,
     # Longer than a send's budget plus a wait for SQLite's write lock; short enough that the
     # rows of a killed worker are reclaimed within the drill.
@@ -182,6 +188,11 @@ def waiting_rows():
     return Delivery.objects.exclude(status__in=Delivery.FINAL_STATUSES).exclude(nothing_to_wait_for)
 
 
+def done_at(d: Delivery):
+    """When the row was sent, or else ended (failed, cancelled); None while it is still to go."""
+    return d.sent_at or d.finished_at
+
+
 def describe(d: Delivery) -> dict:
     return {
         "delivery": d.pk, "fault": d.fault_id, "key": d.idempotency_key, "channel": d.channel, "status": d.status,
@@ -199,10 +210,13 @@ def spread(values) -> dict:
 # --- the world around the product ------------------------------------------------------------
 
 
-def world(size: Size) -> dict:
+def world(size: Size) -> list[tuple[Business, Person, Person]]:
     """The roster: one business per fault with its own handler, emergency contact, two
     notification recipients and two notification groups; one commander rule for P1 whose
-    second candidate would take over from a commander wrongly thought absent."""
+    second candidate would take over from a commander wrongly thought absent.
+
+    Returns (business, fault handler, emergency contact) for each fault.
+    """
     li = factories.person("Li Lei", methods=(M.DINGTALK_DING_PHONE, M.ALIYUN_VOICE, M.ALIYUN_SMS))
     sun = factories.person("Sun Qi", methods=(M.DINGTALK_DING_PHONE, M.ALIYUN_VOICE, M.ALIYUN_SMS))
     commander_rule(1, {"kind": CandidateKind.PERSON, "person": li}, {"kind": CandidateKind.PERSON, "person": sun})
@@ -232,7 +246,7 @@ def world(size: Size) -> dict:
             ),
         ])
         businesses.append((business, handler, contact))
-    return {"commander": li, "second_candidate": sun, "businesses": businesses}
+    return businesses
 
 
 def declare(business, handler) -> Fault:
@@ -245,9 +259,9 @@ def declare(business, handler) -> Fault:
 class Drill:
     """The scenario's state, and what the world does while the product runs."""
 
-    def __init__(self, *, fake: FakeProvider, start_worker, broker, size: Size):
-        self.fake, self.start_worker, self.broker, self.size = fake, start_worker, broker, size
-        self.alive: list[subprocess.Popen] = []
+    def __init__(self, *, fake: FakeProvider, start_worker, broker, size: Size, logs: Path):
+        self.fake, self.start_worker, self.broker, self.size, self.logs = fake, start_worker, broker, size, logs
+        self.alive: list[tuple[str, subprocess.Popen]] = []
         self.started = 0
         self.silent: set[int] = set()  # contacts who never check in
         self.cursor = 0  # requests before it have been looked at
@@ -259,17 +273,33 @@ class Drill:
         self.marks: dict = {}  # moments, on the product's clock
         self.at_resolution: dict[int, tuple[int, set[int]]] = {}  # fault → (requests so far, page rows sending)
         self.figures: dict = {"scale": SCALE, "kills": [], "database": connection.vendor}
+        self.began = time.monotonic()
 
     # --- processes ------------------------------------------------------------------------
 
     def worker(self) -> None:
         self.started += 1
-        process = self.start_worker(f"w{self.started}", **PRODUCT_SETTINGS)
-        self.alive.append(process)
+        name = f"w{self.started}"
+        process = self.start_worker(name, **PRODUCT_SETTINGS)
+        self.alive.append((name, process))
+
+    def replace_exited_workers(self) -> None:
+        """Start a worker again in place of one that exited by itself, as the process manager
+        that production runs workers under does; what made it exit goes into the figures."""
+        for name, process in list(self.alive):
+            if process.poll() is None:
+                continue
+            self.alive.remove((name, process))
+            log = (self.logs / f"worker-{name}.log").read_text(errors="replace").splitlines()
+            fatal = [line for line in log if "CRITICAL" in line or "Unrecoverable" in line]
+            self.figures.setdefault("workers_exited_by_themselves", []).append(
+                {"worker": name, "exit_code": process.returncode, "why": fatal[-1][:300] if fatal else log[-1:]}
+            )
+            self.worker()
 
     def kill_a_worker(self, moment: str) -> None:
         """SIGKILL the oldest worker, whatever it is doing, and start another in its place."""
-        victim = self.alive.pop(0)
+        _, victim = self.alive.pop(0)
         busy = {
             "pending": Delivery.objects.filter(status=Status.PENDING).count(),
             "sending": Delivery.objects.filter(status=Status.SENDING).count(),
@@ -287,20 +317,20 @@ class Drill:
         self.figures["redis_restarts"] = self.figures.get("redis_restarts", 0) + 1
 
     def terminate_database_connections(self) -> None:
-        """On PostgreSQL, end every other backend of the test database: the workers' connections."""
-        others = (
-            "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+        """On PostgreSQL, end every other backend of the test database: the workers' connections
+        (at least one; a worker between two tasks may hold none at that instant)."""
 
-        def connected():
+        def terminated():
             with connection.cursor() as cursor:
-                cursor.execute(f"SELECT count(*) {others}")
-                return cursor.fetchone()[0] > 0
+                cursor.execute(
+                    "SELECT backend_type, state, pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                ended = [row[:2] for row in cursor.fetchall() if row[2]]
+            self.figures.setdefault("db_connections_terminated", []).extend(ended)
+            return ended
 
-        self.until(connected, "a worker to hold a database connection")
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT pg_terminate_backend(pid) {others}")
-            self.figures["db_connections_terminated"] = sum(1 for (done,) in cursor.fetchall() if done)
+        self.until(terminated, "a worker's database connection to be ended")
 
     # --- waiting, while the world goes on -----------------------------------------------------
 
@@ -318,6 +348,7 @@ class Drill:
 
     def tick(self) -> None:
         """The provider pushes its receipts and people check in, as they would in the meantime."""
+        self.replace_exited_workers()
         self._look_at_new_requests()
         self._push_receipts()
         self._check_people_in()
@@ -395,9 +426,13 @@ class Drill:
 # --- the checks --------------------------------------------------------------------------------
 
 
-def count_against_the_outbox(records, rows: list[Delivery]) -> dict:
+def accepted_requests(records) -> Counter:
+    """How many requests the provider took, per message."""
+    return Counter(k for r in records if r.accepted and (k := request_key(r)) is not None)
+
+
+def count_against_the_outbox(accepted: Counter, rows: list[Delivery]) -> dict:
     """Every request the provider accepted against the outbox's rows: lost, doubled, unknown."""
-    accepted = Counter(k for r in records if r.accepted and (k := request_key(r)) is not None)
     by_key = defaultdict(list)
     for d in rows:
         by_key[row_key(d)].append(d)
@@ -448,8 +483,8 @@ def silences_we_caused(drill: Drill, sla: timedelta) -> tuple[list, list, list]:
         person = e.data["person"]["id"]
         reached = (
             Delivery.objects.filter(
-                fault_id=e.fault_id, person_id=person, purpose=Delivery.Purpose.PAGE,
-                page_key__startswith=f"fault:{e.fault_id}:engage:{person}:", sent_at__isnull=False, unconfirmed=False,
+                fault_id=e.fault_id, person_id=person, purpose=Delivery.Purpose.PAGE, sent_at__isnull=False,
+                unconfirmed=False,
             ).order_by("sent_at").values_list("sent_at", flat=True).first()
         )
         if reached is None or e.created_at < reached + sla:
@@ -469,14 +504,18 @@ def silences_we_caused(drill: Drill, sla: timedelta) -> tuple[list, list, list]:
     return wrong, replaced, lateness
 
 
-def rounds_not_delivered(drill: Drill, rows: list[Delivery]) -> list:
+def rounds_not_delivered(drill: Drill, rows: list[Delivery], accepted: Counter) -> list:
     """Every notification round (recipients and groups) that fell due was delivered; only a
-    round that fell due after the outage may have been cancelled by the resolution."""
+    round that fell due after the outage may have been cancelled by the resolution.
+
+    Delivered: the product says so, or the provider took it (a worker killed after the
+    request left leaves the row unconfirmed, though the message went out).
+    """
     missing = []
     for d in rows:
         if ":notify:" not in d.idempotency_key:
             continue
-        if d.status in CONFIRMED and not d.unconfirmed:
+        if (d.status in CONFIRMED and not d.unconfirmed) or accepted[row_key(d)]:
             continue
         if d.status == Status.CANCELLED and d.created_at >= drill.marks["outage_ended"]:
             continue
@@ -493,9 +532,15 @@ def lateness_figures(drill: Drill, rows: list[Delivery], renotify: timedelta) ->
         after = [(t - due).total_seconds() for due, t in pairs if due > ended]
         return {"during_outage": spread(during), "after_outage": spread(after)}
 
-    # An engagement is due for its first page the moment it is opened.
-    first_pages = [(e.created_at, e.paged_at) for e in Engagement.objects.filter(paged_at__isnull=False)]
-    # Round n+1 falls due `renotify_every` after round n was taken.
+    # An emergency contact is due for his role (so that he can check in) the moment he is pulled in.
+    contacts = Engagement.objects.filter(reason__startswith="emergency contact")
+    opened = {(e.fault_id, e.person_id): e.created_at for e in contacts}
+    roles = [
+        (opened[(e.fault_id, e.data["person"]["id"])], e.created_at)
+        for e in TimelineEvent.objects.filter(kind=EventKind.ROLE_ASSIGNED, actor__isnull=True)
+        if e.data.get("role") == Role.EMERGENCY_HANDLER and (e.fault_id, e.data["person"]["id"]) in opened
+    ]
+    # Round n+1 falls due `renotify_every` after round n was taken (keys: fault:<id>:notify:<n>:…).
     taken: dict[tuple[int, int], object] = {}
     for d in rows:
         parts = d.idempotency_key.split(":")
@@ -503,7 +548,7 @@ def lateness_figures(drill: Drill, rows: list[Delivery], renotify: timedelta) ->
             key = (d.fault_id, int(parts[3]))
             taken[key] = min(taken.get(key, d.created_at), d.created_at)
     rounds = [(taken[(f, n - 1)] + renotify, at) for (f, n), at in taken.items() if (f, n - 1) in taken]
-    return {"first_page": split(first_pages), "renotify": split(rounds)}
+    return {"contact_given_a_role": split(roles), "renotify_round": split(rounds)}
 
 
 # --- the drill ------------------------------------------------------------------------------------
@@ -521,7 +566,8 @@ def beat(tmp_path, broker, transactional_db):  # noqa: F811  (broker is a fixtur
     log_path = tmp_path / "beat.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "warroom", "beat", "-l", "info", "-s", str(tmp_path / "beat-schedule")],
+            [sys.executable, "-m", "celery", "-A", "warroom", "beat", "-l", "info",
+             "-s", str(tmp_path / "beat-schedule")],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
@@ -531,151 +577,166 @@ def beat(tmp_path, broker, transactional_db):  # noqa: F811  (broker is a fixtur
         print(f"--- beat ---\n{log_path.read_text()[-3000:]}")
 
 
+def play(drill: Drill, size: Size) -> list[Fault]:
+    """The scenario, from a fault under way before the outage to every row final after it."""
+    businesses = world(size)
+    for _ in range(size.workers):
+        drill.worker()
+
+    # A fault already under way when the provider goes down: its people were reached and
+    # checked in, and the DingTalk token the workers share is in the cache.
+    (first, handler, _), *rest = businesses
+    under_way = declare(first, handler)
+    drill.until(
+        lambda: not Engagement.objects.filter(fault=under_way, ended_at__isnull=True).exists()
+        and not Delivery.objects.filter(fault=under_way, status__in=(Status.PENDING, Status.SENDING)).exists(),
+        "everyone of the fault under way to check in",
+    )
+    drill.figures["warm_up_seconds"] = round(time.monotonic() - drill.began, 1)
+
+    # The outage: first every provider answers 503, then holds every request past the read
+    # timeout. The faults declared now are paged into it; every other contact stays silent.
+    drill.fake.outage("5xx")
+    drill.marks["outage_started"] = timezone.now()
+    began = time.monotonic()
+    drill.silent = {contact.pk for _, _, contact in rest[::2]}
+    burst = [declare(business, handler) for business, handler, _ in rest]
+    if "burst" in size.kills:
+        drill.until(
+            lambda: Delivery.objects.filter(fault__in=burst, attempts__gt=0).count() >= 3
+            and Delivery.objects.filter(fault__in=burst, status=Status.PENDING).exists(),
+            "the burst of first attempts to be under way",
+        )
+        drill.kill_a_worker("burst")
+    if "5xx" in size.kills:
+        drill.run_for(size.five_xx * 0.6 - (time.monotonic() - began), "the 5xx phase to go on")
+        drill.kill_a_worker("5xx")
+    drill.run_for(size.five_xx - (time.monotonic() - began), "the 5xx phase to run its course")
+
+    drill.fake.outage("hang")
+    began = time.monotonic()
+    # SQLite has no server-side connections to end: every process opens the file itself.
+    if connection.vendor == "postgresql":
+        drill.terminate_database_connections()
+    if "hang" in size.kills:
+        drill.until(
+            lambda: Delivery.objects.filter(status=Status.SENDING, dispatched_at__isnull=False).exists(),
+            "a worker to be waiting for the hanging provider",
+        )
+        drill.kill_a_worker("hang")
+    # Halfway through: the token the workers share is in this Redis, and goes with it.
+    drill.run_for(size.hang / 2 - (time.monotonic() - began), "the first half of the timeouts")
+    drill.restart_redis()
+    drill.run_for(size.hang - (time.monotonic() - began), "the timeouts to run their course")
+
+    drill.fake.outage(None)
+    drill.marks["outage_ended"] = ended = timezone.now()
+    began = time.monotonic()
+    requests_so_far = len(drill.fake.calls())
+    if "drain" in size.kills:
+        drill.until(
+            lambda: any(r.accepted for r in drill.fake.calls()[requests_so_far:]), "the backlog to start going out"
+        )
+        drill.kill_a_worker("drain")
+    backlog = Delivery.objects.filter(created_at__lt=ended, status__in=(Status.PENDING, Status.SENDING))
+    drill.until(lambda: not backlog.exists(), "the backlog the outage left to drain")
+    drill.figures["drain_seconds"] = round(time.monotonic() - began, 1)
+    drill.until(
+        lambda: not Engagement.objects.filter(ended_at__isnull=True).exclude(person_id__in=drill.silent).exists(),
+        "everyone but the silent contacts to check in",
+    )
+    drill.figures["all_checked_in_seconds"] = round(time.monotonic() - began, 1)
+
+    faults = [under_way, *burst]
+    for fault in faults:
+        drill.resolve(fault)
+    drill.until(
+        lambda: not waiting_rows().exists() and not drill.receipts_due and drill.cursor == len(drill.fake.calls()),
+        "every row to reach a final state",
+    )
+    drill.figures["settled_seconds_after_outage"] = round(time.monotonic() - began, 1)
+    return faults
+
+
+def check(drill: Drill, faults: list[Fault], size: Size) -> dict:
+    """What must not have happened, each with the rows or events that show it; and the figures."""
+    records, rows = drill.fake.calls(), outbox_rows()
+    rows_by_key = defaultdict(list)
+    for d in rows:
+        rows_by_key[row_key(d)].append(d)
+    accepted = accepted_requests(records)
+    counted = count_against_the_outbox(accepted, rows)
+    late_pages, in_flight = pages_after_resolution(drill, records, rows_by_key)
+    wrong_breaches, replaced, breach_lateness = silences_we_caused(drill, size.check_in_within)
+    missing = {
+        kind: [f.pk for f in faults if not TimelineEvent.objects.filter(fault=f, kind=kind).exists()]
+        for kind in (EventKind.PROVIDER_OUTAGE, EventKind.PROVIDER_RECOVERED)
+    }
+    problems = {
+        "lost": counted["lost"],
+        "doubled": counted["doubled"],
+        "requests_for_no_row": counted["requests_for_no_row"],
+        "rows_not_final": [describe(d) for d in rows if not is_final(d)],
+        "pages_after_resolution": late_pages,
+        "breached_for_a_silence_the_outage_caused": wrong_breaches,
+        "commanders_replaced_during_the_outage": replaced,
+        "notification_rounds_not_delivered": rounds_not_delivered(drill, rows, accepted),
+        "faults_without_the_outage_on_their_timeline": missing[EventKind.PROVIDER_OUTAGE],
+        "faults_without_the_recovery_on_their_timeline": missing[EventKind.PROVIDER_RECOVERED],
+    }
+    ended = drill.marks["outage_ended"]
+    drill.figures.update({
+        "faults": len(faults),
+        "people": Person.objects.count(),
+        "workers_started": drill.started,
+        "outage_seconds": {"5xx": size.five_xx, "hang": size.hang},
+        "messages": {
+            "rows": len(rows),
+            "pages": sum(d.purpose == Delivery.Purpose.PAGE for d in rows),
+            "by_status": dict(sorted(Counter(d.status for d in rows).items())),
+            "unconfirmed": sum(d.unconfirmed for d in rows),
+            "groups_created": CollaborationGroup.objects.exclude(open_conversation_id="").count(),
+        },
+        "requests": {
+            "total": len(records),
+            "accepted": sum(r.accepted for r in records if r.api != TOKEN),
+            "answered_by_the_outage": sum(bool(r.outage) for r in records),
+            "tokens_issued": sum(r.accepted for r in records if r.api == TOKEN),
+        },
+        "pages_in_flight_at_resolution": in_flight,
+        # What the drain waited for: the rows of the backlog that went out (or ended) last.
+        "last_of_the_backlog": [
+            {"channel": d.channel, "purpose": d.purpose, "status": d.status, "attempts": d.attempts,
+             "seconds_after_the_outage": round((done_at(d) - ended).total_seconds(), 1)}
+            for d in sorted((d for d in rows if d.created_at < ended and done_at(d)), key=done_at)[-3:]
+        ],
+        "lateness_seconds": {
+            **lateness_figures(drill, rows, size.renotify_every),
+            "check_in_breach_after_the_page_got_through": spread(breach_lateness),
+        },
+        "outage": {name: at.isoformat() for name, at in drill.marks.items()},
+        "counts": {name: len(found) for name, found in problems.items()},
+    })
+    return problems
+
+
 def test_an_outage_with_killed_workers_redis_and_connections_loses_and_doubles_nothing(
     workers, beat, broker, providers, settings, tmp_path  # noqa: F811  (fixtures)
 ):
     for name, value in PRODUCT_SETTINGS.items():
         setattr(settings, name, value)
-    size, fake = SIZE, providers
-    drill = Drill(fake=fake, start_worker=workers, broker=broker, size=size)
-    began = time.monotonic()
+    drill = Drill(fake=providers, start_worker=workers, broker=broker, size=SIZE, logs=tmp_path)
     try:
-        people = world(size)
-        for _ in range(size.workers):
-            drill.worker()
-
-        # A fault already under way when the provider goes down: its people were reached and
-        # checked in, and the DingTalk token the workers share is in the cache.
-        (first, handler, contact), *rest = people["businesses"]
-        under_way = declare(first, handler)
-        drill.until(
-            lambda: not Engagement.objects.filter(fault=under_way, ended_at__isnull=True).exists()
-            and not Delivery.objects.filter(fault=under_way, status__in=(Status.PENDING, Status.SENDING)).exists(),
-            "everyone of the fault under way to check in",
-        )
-
-        # The outage: first every provider answers 503, then holds every request past the
-        # read timeout. The faults declared now are paged into it.
-        fake.outage("5xx")
-        drill.marks["outage_started"] = timezone.now()
-        outage_began = time.monotonic()
-        drill.silent = {contact.pk for _, _, contact in rest[::2]}
-        burst = [declare(business, handler) for business, handler, _ in rest]
-        if "burst" in size.kills:
-            drill.until(
-                lambda: Delivery.objects.filter(fault__in=burst, attempts__gt=0).count() >= 3
-                and Delivery.objects.filter(fault__in=burst, status=Status.PENDING).exists(),
-                "the burst of first attempts to be under way",
-            )
-            drill.kill_a_worker("burst")
-        if "5xx" in size.kills:
-            drill.run_for(size.five_xx * 0.6 - (time.monotonic() - outage_began), "the 5xx phase to go on")
-            drill.kill_a_worker("5xx")
-        drill.run_for(size.five_xx - (time.monotonic() - outage_began), "the 5xx phase to run its course")
-
-        fake.outage("hang")
-        hang_began = time.monotonic()
-        if connection.vendor == "postgresql":
-            drill.terminate_database_connections()
-        # SQLite has no server-side connections to end: every process opens the file itself.
-        if "hang" in size.kills:
-            drill.until(
-                lambda: Delivery.objects.filter(status=Status.SENDING, dispatched_at__isnull=False).exists(),
-                "a worker to be waiting for the hanging provider",
-            )
-            drill.kill_a_worker("hang")
-        # Halfway through: the token the workers share is in this Redis, and goes with it.
-        drill.run_for(size.hang / 2 - (time.monotonic() - hang_began), "the first half of the timeouts")
-        drill.restart_redis()
-        drill.run_for(size.hang - (time.monotonic() - hang_began), "the timeouts to run their course")
-
-        fake.outage(None)
-        drill.marks["outage_ended"] = ended = timezone.now()
-        outage_over = time.monotonic()
-        requests_at_the_end = len(fake.calls())
-        if "drain" in size.kills:
-            drill.until(
-                lambda: any(r.accepted for r in fake.calls()[requests_at_the_end:]),
-                "the backlog to start going out",
-            )
-            drill.kill_a_worker("drain")
-        drill.until(
-            lambda: not Delivery.objects.filter(created_at__lt=ended, status__in=(Status.PENDING, Status.SENDING)).exists(),
-            "the backlog the outage left to drain",
-        )
-        drill.figures["drain_seconds"] = round(time.monotonic() - outage_over, 1)
-        drill.until(
-            lambda: not Engagement.objects.filter(ended_at__isnull=True).exclude(person_id__in=drill.silent).exists(),
-            "everyone but the silent contacts to check in",
-        )
-        drill.figures["all_checked_in_seconds"] = round(time.monotonic() - outage_over, 1)
-
-        for fault in [under_way, *burst]:
-            drill.resolve(fault)
-        drill.until(
-            lambda: not waiting_rows().exists() and not drill.receipts_due
-            and drill.cursor == len(fake.calls()),
-            "every row to reach a final state",
-        )
-        drill.figures["settled_seconds_after_outage"] = round(time.monotonic() - outage_over, 1)
-
-        records = fake.calls()
-        rows = outbox_rows()
-        rows_by_key = defaultdict(list)
-        for d in rows:
-            rows_by_key[row_key(d)].append(d)
-        faults = [under_way, *burst]
-        counted = count_against_the_outbox(records, rows)
-        late_pages, in_flight = pages_after_resolution(drill, records, rows_by_key)
-        wrong_breaches, replaced, breach_lateness = silences_we_caused(drill, size.check_in_within)
-        timelines = {
-            kind: [f.pk for f in faults if not TimelineEvent.objects.filter(fault=f, kind=kind).exists()]
-            for kind in (EventKind.PROVIDER_OUTAGE, EventKind.PROVIDER_RECOVERED)
-        }
-        problems = {
-            "lost": counted["lost"],
-            "doubled": counted["doubled"],
-            "requests_for_no_row": counted["requests_for_no_row"],
-            "rows_not_final": [describe(d) for d in rows if not is_final(d)],
-            "pages_after_resolution": late_pages,
-            "breached_for_a_silence_the_outage_caused": wrong_breaches,
-            "commanders_replaced_during_the_outage": replaced,
-            "notification_rounds_not_delivered": rounds_not_delivered(drill, rows),
-            "faults_without_the_outage_on_their_timeline": timelines[EventKind.PROVIDER_OUTAGE],
-            "faults_without_the_recovery_on_their_timeline": timelines[EventKind.PROVIDER_RECOVERED],
-        }
-        statuses = Counter(d.status for d in rows)
-        drill.figures.update({
-            "faults": len(faults),
-            "people": Person.objects.count(),
-            "workers_started": drill.started,
-            "outage_seconds": {"5xx": size.five_xx, "hang": size.hang},
-            "messages": {
-                "rows": len(rows),
-                "pages": sum(d.purpose == Delivery.Purpose.PAGE for d in rows),
-                "by_status": dict(sorted(statuses.items())),
-                "unconfirmed": sum(d.unconfirmed for d in rows),
-                "groups_created": CollaborationGroup.objects.exclude(open_conversation_id="").count(),
-            },
-            "requests": {
-                "total": len(records),
-                "accepted": sum(r.accepted for r in records if r.api != TOKEN),
-                "answered_by_the_outage": sum(bool(r.outage) for r in records),
-                "tokens_issued": sum(r.accepted for r in records if r.api == TOKEN),
-            },
-            "pages_in_flight_at_resolution": in_flight,
-            "lateness_seconds": {
-                **lateness_figures(drill, rows, size.renotify_every),
-                "check_in_breach_after_the_page_got_through": spread(breach_lateness),
-            },
-            "counts": {name: len(found) for name, found in problems.items()},
-            "logs": str(tmp_path),
-        })
+        faults = play(drill, SIZE)
+        problems = check(drill, faults, SIZE)
     finally:
-        drill.figures["duration_seconds"] = round(time.monotonic() - began, 1)
+        drill.figures.update(duration_seconds=round(time.monotonic() - drill.began, 1), logs=str(tmp_path))
         line = json.dumps(drill.figures, default=str)
         print(f"FAULT-INJECTION FIGURES {line}")
         if os.environ.get("FAULT_INJECTION_FIGURES"):
             Path(os.environ["FAULT_INJECTION_FIGURES"]).write_text(line + "\n")
 
-    assert {name: found for name, found in problems.items() if found} == {}
+    found = {name: found for name, found in problems.items() if found}
+    if found:
+        print("FAULT-INJECTION PROBLEMS", json.dumps(found, indent=1, default=str))
+    assert found == {}

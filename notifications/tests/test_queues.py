@@ -15,6 +15,7 @@ from notifications.transports.base import TransportError, send_budget
 from warroom.celery import app as celery_app
 
 from . import factories
+from .test_orchestration import act, declare, world  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
 
@@ -79,3 +80,12 @@ def test_a_fault_has_at_most_one_follow_up_waiting_in_the_queue():
     follow_up_started(7)  # the run begins: a later change needs a run of its own
     enqueue_follow_up(7)
     assert queued("scheduler") - before == 2
+
+
+def test_a_declaration_queues_a_fixed_handful_of_tasks_one_follow_up_among_them(world, providers, act):
+    before = {q: queued(q) for q in ("pages", "messages", "scheduler")}
+    declare(world, act)
+    after = {q: queued(q) for q in ("pages", "messages", "scheduler")}
+    added = {q: after[q] - before[q] for q in after}
+    # Three pages and the group on `pages`, three notifications on `messages`, one follow-up.
+    assert added == {"pages": 4, "messages": 3, "scheduler": 1}

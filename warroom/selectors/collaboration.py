@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 
 from incidents.event_types import EventKind
 from incidents.models import Fault
+from notifications import selectors as notification_selectors
 from notifications.models import Channel, CollaborationGroup, Delivery
 
 
@@ -25,11 +26,12 @@ class ConferenceState:
     error: str = ""
 
 
-def group_state(fault: Fault, deliveries: list[Delivery]) -> GroupState | None:
-    """The group from the fault's deliveries (oldest first), which the page has read already."""
+def group_state(fault: Fault) -> GroupState | None:
+    """The group, from its row and the deliveries that create it and add its members."""
     group = CollaborationGroup.objects.filter(fault=fault).first()
     if group is None:
         return None
+    deliveries = notification_selectors.group_calls(fault)
     create = next((d for d in deliveries if d.channel == Channel.DINGTALK_GROUP_CREATE), None)
     if group.is_ready:
         state = "ready"

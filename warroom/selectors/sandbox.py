@@ -18,7 +18,7 @@ from roster.models import Person
 
 from .collaboration import group_member_ids
 
-SANDBOX_ON_PAGE = 100
+SANDBOX_ON_PAGE = 30
 
 # How the page draws each channel's message.
 _SANDBOX_WHAT = {
@@ -61,13 +61,13 @@ class SandboxCard:
 
 def sandbox_view(fault: Fault, me: Person | None, i_must_check_in: bool) -> dict:
     """The sandbox's messages, newest first, and the newest check-in card (None if there is none)."""
-    messages = notification_selectors.sandbox_messages_for_fault(fault)
+    messages = notification_selectors.latest_sandbox_messages(fault, SANDBOX_ON_PAGE)
     if not messages:
         return {"sandbox": [], "sandbox_card": None}
     group = CollaborationGroup.objects.filter(fault=fault).first()
     names = {m["user_id"]: m["name"] for m in (group.members if group else []) if m.get("user_id")}
     items = []
-    for m in messages[::-1][:SANDBOX_ON_PAGE]:
+    for m in messages:
         what = _SANDBOX_WHAT.get(m.channel, "other")
         item = SandboxItem(
             message=m,
@@ -89,7 +89,7 @@ def sandbox_view(fault: Fault, me: Person | None, i_must_check_in: bool) -> dict
         items.append(item)
 
     card = None
-    card_message = next((m for m in reversed(messages) if m.channel == Channel.DINGTALK_CARD), None)
+    card_message = notification_selectors.latest_card(fault)
     if card_message is not None:
         member_ids = group_member_ids(fault)
         people = {p.pk: p.name for p in Person.objects.filter(pk__in=member_ids)}

@@ -23,8 +23,10 @@ from .recovery_summary import SummaryView, summary_view
 from .sandbox import SandboxCard, SandboxItem, sandbox_view
 
 # The page shows this many of the newest timeline events and deliveries; the API has the rest.
-TIMELINE_ON_PAGE = 200
-DELIVERIES_ON_PAGE = 200
+# What one page shows of each list, whatever the fault's length (older items are in the API).
+TIMELINE_ON_PAGE = 100
+DELIVERIES_ON_PAGE = 50
+UPDATES_ON_PAGE = 30
 
 # Pages that ring a phone: a person paged by one of these was dialled.
 CALL_CHANNELS = {Channel.DINGTALK_DING_PHONE, Channel.ALIYUN_VOICE}
@@ -79,6 +81,7 @@ class WarRoom:
     summary: SummaryView | None = None
     sandbox: list[SandboxItem] = field(default_factory=list)
     sandbox_card: SandboxCard | None = None
+    updates_truncated: bool = False
     # Providers failing for everyone now: [{"name", "since"}], shown as a banner.
     outages: list[dict] = field(default_factory=list)
 
@@ -92,14 +95,15 @@ def war_room(fault: Fault, user) -> WarRoom:
     sla = sla_for(fault.level)
     me = permissions.person_of(user)
 
-    deliveries = notification_selectors.deliveries_for_fault(fault)
-    roles = _role_rows(fault, sla, deliveries)
+    roles = _role_rows(fault, sla)
     tasks = list(fault.tasks.select_related("assignee"))
     plans = [
         PlanRow(plan=p, more_severe_than_fault=p.expected_impact < fault.level)
         for p in fault.plans.select_related("proposed_by", "decided_by")
     ]
-    updates = list(fault.updates.select_related("author__person").order_by("-posted_at", "-pk"))
+    updates = list(fault.updates.select_related("author__person").order_by("-posted_at", "-pk")[: UPDATES_ON_PAGE + 1])
+    updates_truncated = len(updates) > UPDATES_ON_PAGE
+    updates = updates[:UPDATES_ON_PAGE]
 
     events = list(fault.timeline.order_by("-seq")[: TIMELINE_ON_PAGE + 1])
     truncated = len(events) > TIMELINE_ON_PAGE
@@ -130,8 +134,9 @@ def war_room(fault: Fault, user) -> WarRoom:
         my_roles=my_roles,
         i_must_check_in=i_must_check_in,
         my_tasks={t.pk for t in tasks if me and t.assignee_id == me.pk},
-        deliveries=deliveries[::-1][:DELIVERIES_ON_PAGE],
-        group=group_state(fault, deliveries),
+        updates_truncated=updates_truncated,
+        deliveries=notification_selectors.latest_deliveries(fault, DELIVERIES_ON_PAGE),
+        group=group_state(fault),
         conference=conference_state(fault),
         summary=summary_view(fault),
         outages=[{"name": outages.name(o.transport), "since": o.outage_since} for o in outages.current()],
@@ -139,7 +144,7 @@ def war_room(fault: Fault, user) -> WarRoom:
     )
 
 
-def _role_rows(fault: Fault, sla: Sla, deliveries: list[Delivery]) -> list[RoleRow]:
+def _role_rows(fault: Fault, sla: Sla) -> list[RoleRow]:
     """The check-in board: each active role, its deadline, and how its holder is being paged."""
     now = timezone.now()
     roles = []
@@ -153,9 +158,8 @@ def _role_rows(fault: Fault, sla: Sla, deliveries: list[Delivery]) -> list[RoleR
             state = "waiting"
         roles.append(RoleRow(assignment=a, check_in_due=due, state=state))
     pages_by_person: dict[int, list[Delivery]] = {}
-    for d in deliveries:
-        if d.purpose == Delivery.Purpose.PAGE and d.person_id is not None:
-            pages_by_person.setdefault(d.person_id, []).append(d)
+    for d in notification_selectors.pages_of(fault, {r.assignment.person_id for r in roles}):
+        pages_by_person.setdefault(d.person_id, []).append(d)
     engagements = {e.person_id: e for e in Engagement.objects.filter(fault=fault)}
     for row in roles:
         pages = pages_by_person.get(row.assignment.person_id, [])

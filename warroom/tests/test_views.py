@@ -315,3 +315,44 @@ def test_stakeholders_share_one_render_of_the_panels_per_event_and_participants_
 
     mine = client_for(cast.commander_user).get(f"/faults/{cast.fault.pk}/panels/").content.decode()
     assert "csrfmiddlewaretoken" in mine and mine != fresh
+
+
+def _lengthen(f: Fault, events: int, actor) -> None:
+    """Give the fault `events` more timeline events: progress updates and delivered pages."""
+    from incidents.services import delivery_outcome_record
+
+    for i in range(events // 2):
+        services.status_update_post(fault=f, body=f"Step {i}: still rolling back", actor=actor)
+        delivery_outcome_record(fault=f, text=f"DING to someone sent ({i})", data={"status": "sent"})
+
+
+@pytest.mark.parametrize("path", ["/faults/{pk}/", "/faults/{pk}/panels/"])
+def test_the_war_room_does_not_grow_with_the_faults_length(cast, path, django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def measure():
+        c = client_for(cast.commander_user)
+        with CaptureQueriesContext(connection) as queries:
+            body = c.get(path.format(pk=cast.fault.pk)).content
+        return len(body), len(queries)
+
+    _lengthen(cast.fault, 10, cast.commander_user)
+    short_bytes, short_queries = measure()
+    _lengthen(cast.fault, 2000, cast.commander_user)
+    long_bytes, long_queries = measure()
+    # Once every list is full the page stops growing: the long fault's page is as big as a
+    # fault with a full page of each list, not 2,000 events' worth.
+    assert long_queries <= short_queries + 2
+    assert long_bytes < 150_000, long_bytes
+    assert long_bytes < short_bytes * 4, (short_bytes, long_bytes)
+
+
+def test_the_timeline_api_answers_a_bounded_page(cast):
+    _lengthen(cast.fault, 600, cast.commander_user)
+    c = client_for(cast.commander_user)
+    first = c.get(f"/api/v1/faults/{cast.fault.pk}/timeline/?after=0").json()
+    events = first if isinstance(first, list) else first.get("results", first.get("events"))
+    assert 0 < len(events) <= 200
+    seqs = [e["seq"] for e in events]
+    assert seqs == sorted(seqs) and seqs[0] == 1
