@@ -32,7 +32,7 @@ from .. import channels
 from ..transports.base import Sent, TransportError
 from ..models import GROUP_CHANNELS, RECEIPT_CHANNELS, Channel, CollaborationGroup, Delivery
 from . import outages
-from .queue import enqueue, queue_for
+from .queue import enqueue, priority_for, queue_for
 from .rows import lock_fault_first, person_page
 
 log = logging.getLogger(__name__)
@@ -290,7 +290,8 @@ def delivery_attempt_failed(*, lease: Lease, error: TransportError) -> str | Non
         )
     if soon:
         queue = queue_for(purpose=d.purpose, channel=d.channel)
-        transaction.on_commit(lambda: enqueue(d.pk, queue=queue, countdown=delay.total_seconds()))
+        priority = priority_for(channel=d.channel)
+        transaction.on_commit(lambda: enqueue(d.pk, queue=queue, countdown=delay.total_seconds(), priority=priority))
     return Status.PENDING
 
 

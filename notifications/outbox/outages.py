@@ -52,12 +52,21 @@ def _state(transport: str):
     return ProviderState.objects.filter(transport=transport)
 
 
+# A healthy provider's row is written at most this often: a storm of successful sends reads
+# it once each, and does not queue on its lock.
+QUIET = timedelta(seconds=10)
+
+
 def _success(transport: str) -> None:
     now = timezone.now()
+    known = ProviderState.objects.filter(transport=transport).values("failures", "outage_since", "last_success_at").first()
+    if known and not known["failures"] and known["outage_since"] is None and known["last_success_at"] and (
+        now - known["last_success_at"] < QUIET
+    ):
+        return
     rows = _state(transport)
     since = rows.values_list("outage_since", flat=True).first()
-    rows.filter(failures__gt=0).update(failures=0, failing_since=None)
-    rows.update(last_success_at=now)
+    rows.update(failures=0, failing_since=None, last_success_at=now)
     if since is not None and rows.filter(outage_since=since).update(outage_since=None, outage_ended_at=now) == 1:
         seconds = int((now - since).total_seconds())
         text = f"{name(transport)} answers again after {seconds // 60} min {seconds % 60} s; held messages are going out"

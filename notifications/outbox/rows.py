@@ -14,7 +14,7 @@ from roster.models import Person
 
 from .. import channels
 from ..models import GROUP_CHANNELS, Channel, CollaborationGroup, Delivery
-from .queue import enqueue, queue_for
+from .queue import enqueue, priority_for, queue_for
 
 Status = Delivery.Status
 
@@ -100,7 +100,9 @@ def delivery_create(
         if _group_ready(delivery):
             wait = (delivery.next_attempt_at - now).total_seconds()
             queue = queue_for(purpose=purpose, channel=channel)
-            transaction.on_commit(lambda: enqueue(delivery.pk, queue=queue, countdown=wait))
+            first = is_page and not Delivery.objects.filter(fault=fault, purpose=purpose).exclude(pk=delivery.pk).exists()
+            priority = priority_for(channel=channel, first_page=first)
+            transaction.on_commit(lambda: enqueue(delivery.pk, queue=queue, countdown=wait, priority=priority))
         else:
             # Not queued: the sweeper queues it once the group exists.
             Delivery.objects.filter(pk=delivery.pk).update(queued_at=None)

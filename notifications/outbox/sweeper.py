@@ -18,7 +18,7 @@ from incidents.models import Fault
 from ..models import GROUP_CHANNELS, Delivery
 from . import outages
 from .attempts import Lease, delivery_attempt_failed, label, outcome_record, page_next
-from .queue import enqueue, queue_for
+from .queue import enqueue, priority_for, queue_for
 from .rows import deliveries_cancel, deliveries_cancelled_record, lock_after_its_fault, lock_fault_first, orphans_cancel
 from ..transports.base import TransportError
 
@@ -75,7 +75,7 @@ def deliveries_sweep() -> dict:
     due = due.exclude(pk__in=waiting.values("pk")).order_by("next_attempt_at", "pk")
     for pk, purpose, channel in list(due.values_list("pk", "purpose", "channel")[: settings.NOTIFY_SWEEP_BATCH]):
         if Delivery.objects.filter(pk=pk, status=Status.PENDING).update(queued_at=now):
-            enqueue(pk, queue=queue_for(purpose=purpose, channel=channel))
+            enqueue(pk, queue=queue_for(purpose=purpose, channel=channel), priority=priority_for(channel=channel))
             counts["queued"] += 1
     return counts
 

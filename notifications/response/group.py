@@ -16,7 +16,7 @@ from roster.models import Person
 from .. import texts
 from ..models import Channel, CollaborationGroup, Delivery
 from ..outbox.attempts import Settler, outcome_record, sandbox_suffix
-from ..outbox.queue import enqueue, queue_for
+from ..outbox.queue import enqueue, priority_for, queue_for
 from ..outbox.rows import delivery_create
 from ..transports.base import Sent
 
@@ -188,7 +188,8 @@ def _created(d: Delivery, sent: Sent) -> None:
     Delivery.objects.filter(pk__in=[pk for pk, _, _ in waiting]).update(target=cid, queued_at=now)
     for pk, purpose, channel in waiting:
         queue = queue_for(purpose=purpose, channel=channel)
-        transaction.on_commit(lambda pk=pk, queue=queue: enqueue(pk, queue=queue))
+        priority = priority_for(channel=channel)
+        transaction.on_commit(lambda pk=pk, queue=queue, priority=priority: enqueue(pk, queue=queue, priority=priority))
 
 
 def _not_created(d: Delivery, error: str) -> None:

@@ -23,6 +23,12 @@ DING = "/v1.0/robot/ding/send"
 
 
 def queued(queue: str) -> int:
+    """Messages waiting in `queue`, at every priority (kombu keeps one Redis list per step)."""
+    client = redis.Redis.from_url(django_settings.REDIS_URL)
+    return sum(client.llen(queue if step == 0 else f"{queue}\x06\x16{step}") for step in (0, 3, 6, 9))
+
+
+def waiting_first(queue: str) -> int:
     return redis.Redis.from_url(django_settings.REDIS_URL).llen(queue)
 
 
@@ -89,3 +95,10 @@ def test_a_declaration_queues_a_fixed_handful_of_tasks_one_follow_up_among_them(
     added = {q: after[q] - before[q] for q in after}
     # Three pages and the group on `pages`, three notifications on `messages`, one follow-up.
     assert added == {"pages": 4, "messages": 3, "scheduler": 1}
+
+
+def test_each_faults_first_page_goes_ahead_of_every_later_page_and_message(world, providers, act):
+    before = waiting_first("pages")
+    declare(world, act)
+    # One list served before the others: the fault's first page, and nothing else.
+    assert waiting_first("pages") - before == 1
