@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,15 +30,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from warroom.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
+from bench.harness import commander_and_fault, fresh_site, percentile, session_of, start_daphne, stop  # noqa: E402
+from warroom.embedded_redis import free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTION = "## A thousand watchers: a change to every open socket"
 
-
-def percentile(values, p):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -53,68 +49,24 @@ def main() -> None:
     import websockets
 
     work = Path(tempfile.mkdtemp(prefix="warroom-bench-fanout-"))
-    redis = None if os.environ.get("REDIS_URL") else EmbeddedRedis(free_port(), work / "redis").start()
-    env = {
-        "DJANGO_SETTINGS_MODULE": "warroom.settings",
-        "WARROOM_DATA_DIR": str(work / "data"),
-        "DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{work / 'bench.sqlite3'}",
-        "REDIS_URL": os.environ.get("REDIS_URL") or redis.url,
-        "PYTHONUNBUFFERED": "1",
-    }
-    os.environ.update(env)
-
-    import django
-
-    django.setup()
+    env, redis = fresh_site(work)
     from django.contrib.auth.models import Permission, User
-    from django.core.management import call_command
     from django.db import connection
-    from django.test import Client
     from rest_framework.authtoken.models import Token
 
-    from incidents import services
-    from incidents.models import Level
-    from roster.models import Business, Person
-
-    call_command("migrate", verbosity=0)
-    lead = User.objects.create_user("bench-lead", password="x")
-    lead.user_permissions.add(*Permission.objects.filter(codename__in=["add_fault", "view_fault", "manage_fault"]))
-    commander = Person.objects.create(name="Bench Lead", user=lead, paging_methods=[])
+    lead, fault = commander_and_fault()
     viewer = User.objects.create_user("bench-viewer", password="x")
     viewer.user_permissions.add(Permission.objects.get(codename="view_fault"))
-    business = Business.objects.create(name="Payments", slug="payments")
-    fault = services.fault_declare(title="Checkout fails", level=Level.P2, impact="Payments fail",
-                                   affected_business=business, commander=commander)
     token = Token.objects.create(user=lead).key
-    client = Client()
-    client.force_login(viewer)
-    session = client.cookies["sessionid"].value
+    session = session_of(viewer)
     connection.close()
 
     ports = [free_port() for _ in range(args.web)]
-    logs = [open(work / f"web-{p}.log", "w") for p in ports]
-    webs = [subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(p), "warroom.asgi:application"],
-                             cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
-            for p, log in zip(ports, logs)]
+    webs = start_daphne(ports, env, work)
     try:
-        for p in ports:
-            end = time.monotonic() + 60
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{p}/healthz", timeout=2)
-                    break
-                except urllib.error.HTTPError:
-                    break  # answering (503 without a worker is fine here)
-                except OSError:
-                    if time.monotonic() > end:
-                        sys.exit(f"daphne on {p} did not start; see {work}")
-                    time.sleep(0.2)
         figures = asyncio.run(run(args, websockets, ports, session, token, fault.pk, fault.last_seq))
     finally:
-        for w in webs:
-            w.terminate()
-        for w in webs:
-            w.wait(15)
+        stop(webs)
         if redis:
             redis.stop()
 
