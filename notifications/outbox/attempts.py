@@ -32,7 +32,7 @@ from .. import channels
 from ..transports.base import Sent, TransportError
 from ..models import GROUP_CHANNELS, RECEIPT_CHANNELS, Channel, CollaborationGroup, Delivery
 from . import outages
-from .queue import enqueue, priority_for, queue_for
+from .queue import MAX_COUNTDOWN, enqueue, priority_for, queue_for
 from .rows import lock_fault_first, person_page
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,7 @@ def delivery_attempt_failed(*, lease: Lease, error: TransportError) -> str | Non
             page_next(d)
         return Status.FAILED
     delay = backoff(d.attempts, error.retry_after)
-    soon = delay.total_seconds() <= 60
+    soon = delay.total_seconds() <= MAX_COUNTDOWN
     held.update(
         status=Status.PENDING,
         next_attempt_at=now + delay,

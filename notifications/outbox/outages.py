@@ -64,8 +64,8 @@ def _success(transport: str) -> None:
         now - known["last_success_at"] < QUIET
     ):
         return
-    rows = _state(transport)
-    since = rows.values_list("outage_since", flat=True).first()
+    rows = _state(transport) if known is None else ProviderState.objects.filter(transport=transport)
+    since = known["outage_since"] if known else None
     rows.update(failures=0, failing_since=None, last_success_at=now)
     if since is not None and rows.filter(outage_since=since).update(outage_since=None, outage_ended_at=now) == 1:
         seconds = int((now - since).total_seconds())

@@ -113,19 +113,24 @@ def _pages(e: Engagement):
     )
 
 
-def _reached_at(e: Engagement):
+def _page_facts(e: Engagement) -> list[tuple]:
+    """(status, unconfirmed, sent_at, transport, attempts) of each page of this round, in one read."""
+    return list(_pages(e).values_list("status", "unconfirmed", "sent_at", "transport", "attempts"))
+
+
+def _reached_at(pages: list[tuple]):
     """When a page of this round first got through to a provider, or None."""
-    got_through = _pages(e).filter(status__in=(Status.SENT, Status.DELIVERED), unconfirmed=False)
-    return got_through.order_by("sent_at").values_list("sent_at", flat=True).first()
+    through = [sent_at for status, unconfirmed, sent_at, _, _ in pages
+               if status in (Status.SENT, Status.DELIVERED) and not unconfirmed and sent_at]
+    return min(through, default=None)
 
 
-def _held_by_us(e: Engagement) -> str | None:
+def _held_by_us(pages: list[tuple]) -> str | None:
     """Why his silence is ours, not his: no page got through because of an outage, or yet at all."""
-    pages = _pages(e)
-    outage = outages.current_of(set(pages.values_list("transport", flat=True)))
+    outage = outages.current_of({transport for _, _, _, transport, _ in pages})
     if outage:
         return f"{outages.name(outage[0].transport)} is failing for everyone"
-    if pages.exists() and not pages.exclude(attempts=0).exists():
+    if pages and not any(attempts for *_, attempts in pages):
         return "no page has been tried yet"
     return None
 
@@ -213,8 +218,9 @@ def engagement_follow_up(*, engagement_id: int) -> str | None:
         _page(e, 1)
         Engagement.objects.filter(pk=e.pk).update(paged_at=now, next_check_at=now + sla.check_in_within)
         return "paged"
-    reached = _reached_at(e)
-    if reached is None and _held_by_us(e):
+    pages = _page_facts(e)
+    reached = _reached_at(pages)
+    if reached is None and _held_by_us(pages):
         # Look again soon: the SLA starts when a page gets through.
         Engagement.objects.filter(pk=e.pk).update(next_check_at=now + timedelta(seconds=settings.NOTIFY_FOLLOW_UP_EVERY))
         return "held"
@@ -222,7 +228,7 @@ def engagement_follow_up(*, engagement_id: int) -> str | None:
     if reached is None:
         # Paged during an outage that has ended since, and no page through yet: his time
         # runs from the outage's end, not from a page that could not reach him.
-        ended = outages.last_ended(set(_pages(e).values_list("transport", flat=True)))
+        ended = outages.last_ended({transport for _, _, _, transport, _ in pages})
         if ended is not None and ended > start:
             start = ended
     waited = now - start
