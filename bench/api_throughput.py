@@ -14,23 +14,19 @@ comparison. The result is printed and appended, with the command, to bench/RESUL
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import commander_and_fault, fresh_site, percentile, start_daphne, stop  # noqa: E402
+from bench.harness import commander_and_fault, fresh_site, percentile, record, start_daphne, stop  # noqa: E402
 from warroom.embedded_redis import free_port  # noqa: E402
 
-RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTION = "## API throughput, several clients, as a ratio to /healthz"
 
 
@@ -111,15 +107,7 @@ def main() -> None:
         lines.append(f"{name:12} {rate:6.0f}   {p50 * 1000:6.1f}   {rate / floor:15.2f}×   {one:10.0f}")
     print("\n".join(lines))
     if not args.no_record:
-        database = "PostgreSQL" if env["DATABASE_URL"].startswith("postgres") else "SQLite"
-        prefix = "DATABASE_URL=… REDIS_URL=… " if database == "PostgreSQL" else ""
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        with RESULTS.open("a") as out:
-            if SECTION not in RESULTS.read_text():
-                out.write(f"\n{SECTION}\n")
-            out.write(f"\n`{prefix}.venv/bin/python bench/api_throughput.py --clients {args.clients} "
-                      f"--seconds {args.seconds:.0f} --web {args.web}`\n\n{stamp} — {os.cpu_count()} cores, "
-                      f"Python {platform.python_version()}, {database}:\n\n```\n" + "\n".join(lines) + "\n```\n")
+        record(SECTION, f"--clients {args.clients} --seconds {args.seconds:.0f} --web {args.web}", lines)
 
 
 if __name__ == "__main__":

@@ -18,22 +18,18 @@ bench/RESULTS.md.
 import argparse
 import asyncio
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
 import urllib.request
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import commander_and_fault, fresh_site, percentile, session_of, start_daphne, stop  # noqa: E402
+from bench.harness import commander_and_fault, fresh_site, percentile, record, session_of, start_daphne, stop  # noqa: E402
 from warroom.embedded_redis import free_port  # noqa: E402
 
-RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTION = "## A thousand watchers: a change to every open socket"
 
 
@@ -79,15 +75,7 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if not args.no_record:
-        database = "PostgreSQL" if env["DATABASE_URL"].startswith("postgres") else "SQLite"
-        prefix = "DATABASE_URL=… REDIS_URL=… " if database == "PostgreSQL" else ""
-        command = f"{prefix}.venv/bin/python bench/fanout.py --sockets {args.sockets} --changes {args.changes} --web {args.web}"
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        with RESULTS.open("a") as out:
-            if SECTION not in RESULTS.read_text():
-                out.write(f"\n{SECTION}\n")
-            out.write(f"\n`{command}`\n\n{stamp} — {os.cpu_count()} cores, Python {platform.python_version()}, {database}:\n\n```\n"
-                      + "\n".join(lines) + "\n```\n")
+        record(SECTION, f"--sockets {args.sockets} --changes {args.changes} --web {args.web}", lines)
 
 
 async def run(args, websockets, ports, session, token, fault_id, last_seq):

@@ -100,3 +100,20 @@ def stop(processes) -> None:
             p.wait(15)
         except subprocess.TimeoutExpired:
             p.kill()
+
+
+def record(section: str, arguments: str, lines: list[str]) -> None:
+    """Append a run's figures, with the command that produced them, under `section` of RESULTS.md."""
+    import platform
+    from datetime import datetime, timezone
+
+    results = ROOT / "bench" / "RESULTS.md"
+    database = "PostgreSQL" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "SQLite"
+    prefix = "DATABASE_URL=… REDIS_URL=… " if database == "PostgreSQL" else ""
+    script = Path(sys.argv[0]).name
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    with results.open("a") as out:
+        if section not in results.read_text():
+            out.write(f"\n{section}\n")
+        out.write(f"\n`{prefix}.venv/bin/python bench/{script} {arguments}`\n\n{stamp} — {os.cpu_count()} cores, "
+                  f"Python {platform.python_version()}, {database}:\n\n```\n" + "\n".join(lines) + "\n```\n")

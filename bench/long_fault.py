@@ -13,22 +13,18 @@ command, to bench/RESULTS.md.
 
 import argparse
 import http.cookiejar
-import os
-import platform
 import sys
 import tempfile
 import time
 import urllib.request
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import commander_and_fault, fresh_site, percentile, session_of, start_daphne, stop  # noqa: E402
+from bench.harness import commander_and_fault, fresh_site, percentile, record, session_of, start_daphne, stop  # noqa: E402
 from warroom.embedded_redis import free_port  # noqa: E402
 
-RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTION = "## A long fault: 10,000 timeline events"
 
 
@@ -66,7 +62,7 @@ def main() -> None:
         lines = [f"{fault.last_seq} timeline events ({args.events // 2} updates), built in {built:.0f} s"]
         for name, path in (("page", f"/faults/{fault.pk}/"), ("panels", f"/faults/{fault.pk}/panels/"),
                            ("timeline API, first page", f"/api/v1/faults/{fault.pk}/timeline/?after=0"),
-                           ("timeline API, last page", f"/api/v1/faults/{fault.pk}/timeline/?after={fault.last_seq - 200}")):
+                           ("timeline API, last page", f"/api/v1/faults/{fault.pk}/timeline/?after={max(0, fault.last_seq - 200)}")):
             times, size = [], 0
             for _ in range(args.requests):
                 t0 = time.monotonic()
@@ -80,15 +76,7 @@ def main() -> None:
             redis.stop()
     print("\n".join(lines))
     if not args.no_record:
-        database = "PostgreSQL" if env["DATABASE_URL"].startswith("postgres") else "SQLite"
-        prefix = "DATABASE_URL=… REDIS_URL=… " if database == "PostgreSQL" else ""
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        with RESULTS.open("a") as out:
-            if SECTION not in RESULTS.read_text():
-                out.write(f"\n{SECTION}\n")
-            out.write(f"\n`{prefix}.venv/bin/python bench/long_fault.py --events {args.events} --requests {args.requests}`\n\n"
-                      f"{stamp} — {os.cpu_count()} cores, Python {platform.python_version()}, {database}:\n\n```\n"
-                      + "\n".join(lines) + "\n```\n")
+        record(SECTION, f"--events {args.events} --requests {args.requests}", lines)
 
 
 if __name__ == "__main__":

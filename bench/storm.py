@@ -20,22 +20,21 @@ queued. The result is printed and appended, with the command, to bench/RESULTS.m
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import percentile, record  # noqa: E402
 from tools.fakeprovider import FakeProvider  # noqa: E402  (no Django needed)
 from warroom.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 
-RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTION = "## A storm of faults: declaration to first page"
 DEADLINE = 600
 
@@ -58,10 +57,6 @@ def environment(work: Path, fake: FakeProvider, redis_url: str) -> dict:
         "PYTHONUNBUFFERED": "1",
     }
 
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -196,7 +191,6 @@ def main() -> None:
         if redis:
             redis.stop()
 
-    database = "PostgreSQL" if "postgres" in env["DATABASE_URL"] else "SQLite"
     lines = [
         f"{n} faults declared in {declared_in:.1f} s from 4 threads; {pages} page rows; "
         f"{tasks_per_declaration:.1f} Celery tasks queued per declaration",
@@ -206,14 +200,7 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if not args.no_record:
-        command = " ".join(["DATABASE_URL=… REDIS_URL=…" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "",
-                            ".venv/bin/python bench/storm.py", f"--faults {n}"]).strip()
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        with RESULTS.open("a") as out:
-            if SECTION not in RESULTS.read_text():
-                out.write(f"\n{SECTION}\n\n`{command}`\n")
-            out.write(f"\n{stamp} — {os.cpu_count()} cores, Python {platform.python_version()}, {database}:\n\n```\n"
-                      + "\n".join(lines) + "\n```\n")
+        record(SECTION, f"--faults {n}", lines)
 
 
 if __name__ == "__main__":

@@ -62,14 +62,8 @@ def providers(settings, fake):
     settings.NOTIFY_WEBHOOK_SECRET = "hook-secret"
     settings.NOTIFY_HTTP_READ_TIMEOUT = 0.5
     settings.NOTIFY_MAX_ATTEMPTS = 3
-    # The token cache is Redis, shared by the whole run, and keyed by the API's URL: a fake on
-    # a port an earlier fake had used would otherwise start with that fake's token, which it
-    # refuses (an extra 401 and token request in a test that counts calls).
-    from django.core.cache import cache
-
-    from notifications.transports import dingtalk
-
-    cache.delete(dingtalk._token_key())
+    # No token from an earlier fake on the same port: each test has its own cache keys
+    # (the `own_cache_keys` fixture in the root conftest).
     return fake
 
 
