@@ -99,10 +99,23 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": str(Path(tempfile.gettempdir()) / f"warroom-test-{os.getpid()}.sqlite3")
     }
 else:
-    # Keep a connection for a minute instead of opening one per request and per socket call
-    # (a PostgreSQL connect costs more than most of our queries); a connection that broke
-    # while idle is noticed before it is used.
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    # A pool of connections per process (psycopg's), not one connection per request or per
+    # socket call: a PostgreSQL connect costs more than most of our queries, and under ASGI
+    # each request runs on a thread of its own, so a per-thread persistent connection
+    # (CONN_MAX_AGE) would be opened anew for every request anyway. The pool hands out only
+    # healthy connections. DATABASE_POOL=0 turns it off (e.g. behind PgBouncer in
+    # transaction mode, with CONN_MAX_AGE instead).
+    if env.bool("DATABASE_POOL", default=True):
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env.int("DATABASE_POOL_MIN", default=1),
+            "max_size": env.int("DATABASE_POOL_MAX", default=10),
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10),
+        }
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+    else:
+        DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    # A connection that broke while idle (a restarted server, a terminated backend) is
+    # noticed before it is used, in the pool as well.
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -3,7 +3,7 @@
 Private to this package; other apps call the services, never these.
 """
 
-from django.db.models import F
+from django.db import connection
 from django.utils import timezone
 
 from roster.models import Person
@@ -37,9 +37,22 @@ def _lock(fault: Fault) -> Fault:
     return Fault.objects.select_for_update().get(pk=fault.pk)
 
 
+_NEXT_SEQ = "UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq"
+
+
+def _next_seq(fault_id: int) -> int:
+    """The fault's next timeline number, counted up and read in one statement.
+
+    The update locks the fault's row, so numbers are handed out in commit order and never
+    twice (PostgreSQL and SQLite ≥ 3.35 both return the new value).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_NEXT_SEQ.format(table=connection.ops.quote_name(Fault._meta.db_table)), [fault_id])
+        return cursor.fetchone()[0]
+
+
 def _record(fault: Fault, kind: EventKind, *, actor, data: dict, source: str | None = None) -> TimelineEvent:
-    Fault.objects.filter(pk=fault.pk).update(last_seq=F("last_seq") + 1)
-    fault.last_seq = Fault.objects.values_list("last_seq", flat=True).get(pk=fault.pk)
+    fault.last_seq = _next_seq(fault.pk)
     event = TimelineEvent.objects.create(
         fault=fault,
         seq=fault.last_seq,

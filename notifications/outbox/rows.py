@@ -40,7 +40,8 @@ def lock_after_its_fault(rows):
     return rows.select_for_update(of=("self",)).first()
 
 
-@transaction.atomic
+# No savepoint: every caller lets an error end its whole transaction.
+@transaction.atomic(savepoint=False)
 def delivery_create(
     *,
     fault: Fault,
@@ -70,9 +71,17 @@ def delivery_create(
         raise ValueError(f"unknown channel {channel!r}")
     now = timezone.now()
     is_page = purpose == Delivery.Purpose.PAGE
-    delivery, created = Delivery.objects.get_or_create(
+    # Every key names its fault, and the fault is locked: nobody else can write this key
+    # between the read and the insert (so no savepoint for a get_or_create is needed).
+    delivery = Delivery.objects.filter(idempotency_key=idempotency_key).first()
+    if delivery is not None:
+        return delivery
+    # A row for a group that does not exist yet is not queued: the sweeper queues it once
+    # the group exists.
+    ready = _group_ready(group, channel)
+    delivery = Delivery.objects.create(
         idempotency_key=idempotency_key,
-        defaults={
+        **{
             "fault": fault,
             "person": person,
             "group": group,
@@ -92,29 +101,25 @@ def delivery_create(
             "max_attempts": settings.NOTIFY_MAX_ATTEMPTS,
             "retry_until": None if is_page else now + timedelta(seconds=settings.NOTIFY_RETRY_HORIZON),
             "next_attempt_at": max(now, not_before or now),
-            "queued_at": now,
+            "queued_at": now if ready else None,
             "created_at": now,
         },
     )
-    if created:
-        if _group_ready(delivery):
-            wait = (delivery.next_attempt_at - now).total_seconds()
-            queue = queue_for(purpose=purpose, channel=channel)
-            first = is_page and not Delivery.objects.filter(fault=fault, purpose=purpose).exclude(pk=delivery.pk).exists()
-            priority = priority_for(channel=channel, first_page=first)
-            transaction.on_commit(lambda: enqueue(delivery.pk, queue=queue, countdown=wait, priority=priority))
-        else:
-            # Not queued: the sweeper queues it once the group exists.
-            Delivery.objects.filter(pk=delivery.pk).update(queued_at=None)
+    if ready:
+        wait = (delivery.next_attempt_at - now).total_seconds()
+        queue = queue_for(purpose=purpose, channel=channel)
+        first = is_page and not Delivery.objects.filter(fault=fault, purpose=purpose).exclude(pk=delivery.pk).exists()
+        priority = priority_for(channel=channel, first_page=first)
+        transaction.on_commit(lambda: enqueue(delivery.pk, queue=queue, countdown=wait, priority=priority))
     return delivery
 
 
-def _group_ready(d: Delivery) -> bool:
-    """False for a row that must wait for the fault's group (it is queued once the group exists)."""
-    if d.group_id is None or d.channel not in GROUP_CHANNELS:
+def _group_ready(group: CollaborationGroup | None, channel: str) -> bool:
+    """False for a message that must wait for the fault's group to exist."""
+    if group is None or channel not in GROUP_CHANNELS:
         return True
     # Read from the database: the group may have been created since the row was loaded.
-    return CollaborationGroup.objects.filter(pk=d.group_id).exclude(open_conversation_id="").exists()
+    return CollaborationGroup.objects.filter(pk=group.pk).exclude(open_conversation_id="").exists()
 
 
 @transaction.atomic

@@ -37,3 +37,7 @@ def services_answer(django_db_blocker):
             pytest.exit(f"The database ({settings.DATABASES['default']['ENGINE']}) does not answer: {exc}", returncode=3)
         finally:
             connection.close()
+            # Django switches to the test database by renaming it in the settings, and a
+            # psycopg pool opened now would keep connecting to the old name.
+            if getattr(connection, "close_pool", None) is not None:
+                connection.close_pool()
