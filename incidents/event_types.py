@@ -13,7 +13,8 @@ from enum import StrEnum
 
 class EventKind(StrEnum):
     # {"title", "level", "impact", "affected_business", "suspected_cause_businesses": [...],
-    #  "roles": [{"role", "person", "selection"}], "unfilled_roles": [{"role", "selection"}]}
+    #  "roles": [{"role", "person", "selection"}], "unfilled_roles": [{"role", "selection"}],
+    #  "reason": why, when not declared by hand (the alert and level rule; suspects and why)}
     # "selection" is {"given": true} when the declarer named the person, else how the roster
     # chose: {"rule", "chosen", "fallbacks": [each candidate skipped, and why]}
     FAULT_DECLARED = "fault.declared"
@@ -26,7 +27,7 @@ class EventKind(StrEnum):
     FAULT_CLOSED = "fault.closed"
     # {"from", "to", "reason"}
     FAULT_REOPENED = "fault.reopened"
-    # {"business"}
+    # {"business", "reason": why it is suspected, or ""}
     FAULT_SUSPECT_ADDED = "fault.suspect_added"
     # {"role", "person", "replaced": the commander he replaces, or None}
     ROLE_ASSIGNED = "role.assigned"
@@ -63,3 +64,6 @@ class EventKind(StrEnum):
     PROVIDER_OUTAGE = "provider.outage"
     # {"text", "transport", "since", "until", "seconds"}: the provider answers again
     PROVIDER_RECOVERED = "provider.recovered"
+    # {"text"}: the monitoring that raised the fault reports all clear (every alert resolved);
+    # the commander is asked whether the fault is recovered. The actor is the integration.
+    MONITORING_CLEARED = "monitoring.cleared"

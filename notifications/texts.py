@@ -106,6 +106,15 @@ def task_unanswered(fault: Fault, task: Task, *, language: str, assignee: str) -
         )
 
 
+def monitoring_cleared(fault: Fault, *, language: str, text: str) -> tuple[str, str]:
+    with translation.override(language):
+        values = {"headline": headline(fault), "url": war_room_url(fault), "text": text}
+        return (
+            _("All clear from monitoring: %(headline)s") % values,
+            _("%(text)s on %(headline)s. If the fault is recovered, mark it recovered: %(url)s") % values,
+        )
+
+
 def card_status(fault: Fault, *, language: str) -> str:
     with translation.override(language):
         return str(fault.get_status_display())
@@ -166,6 +175,8 @@ SYNC = {
     "fault.recovered": lambda e: _("The fault is recovered"),
     "fault.suspect_added": lambda e: _("%(business)s is now a suspected cause") % {"business": e.data["business"]["name"]},
     "conference.started": lambda e: _("Video conference: %(url)s") % {"url": e.data.get("url")},
+    "monitoring.cleared": lambda e: _("%(text)s. Commander: mark the fault recovered when it is.")
+    % {"text": e.data.get("text")},
 }
 
 

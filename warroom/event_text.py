@@ -35,7 +35,7 @@ def event_text(message: dict) -> str:
             "actor": actor,
             "level": level_label(d.get("level")),
             "title": d.get("title", ""),
-        }
+        } + _reason(d)
     if kind == EventKind.FAULT_LEVEL_CHANGED:
         text = (
             _("%(actor)s raised the level from %(from)s to %(to)s")
@@ -91,6 +91,14 @@ def event_text(message: dict) -> str:
     if kind == EventKind.PROVIDER_RECOVERED:
         return _("%(provider)s answers again after %(minutes)s min: held messages are going out") % {
             "provider": outages.name(d.get("transport", "")), "minutes": int(d.get("seconds") or 0) // 60,
+        }
+    if kind == EventKind.FAULT_SUSPECT_ADDED:
+        return _("%(actor)s named %(business)s a suspected cause") % {
+            "actor": actor, "business": _name(d.get("business")),
+        } + _reason(d)
+    if kind == EventKind.MONITORING_CLEARED:
+        return _("%(actor)s: %(text)s. The commander decides whether the fault is recovered.") % {
+            "actor": actor, "text": d.get("text", ""),
         }
     if kind == EventKind.CONFERENCE_REQUESTED:
         return _("%(actor)s asked for a video conference with everyone who has checked in") % {"actor": actor}

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "roster",
     "incidents",
     "notifications",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -161,6 +162,7 @@ CELERY_TASK_ROUTES = {
     "notifications.tasks.sweep": {"queue": "scheduler"},
     "notifications.tasks.follow_up": {"queue": "scheduler"},
     "warroom.tasks.heartbeat": {"queue": "scheduler"},
+    "alerts.tasks.heartbeats_check": {"queue": "scheduler"},
 }
 CELERY_TIMEZONE = "UTC"
 # Anything that waits longer than a minute lives in the database and is picked up by the
@@ -321,3 +323,15 @@ CELERY_BEAT_SCHEDULE.update(
     }
 )
 # --- end of notifications settings --------------------------------------------------------
+
+# --- Alerts: monitoring integrations ------------------------------------------------------
+# Two businesses alerting within this many seconds of each other, one depending on the
+# other: the dependency becomes a suspected cause of the dependant's fault.
+ALERTS_SUSPECT_WINDOW = env.int("ALERTS_SUSPECT_WINDOW", default=15 * 60)
+# How often the scheduler looks for heartbeat integrations that stopped calling.
+ALERTS_HEARTBEAT_CHECK_EVERY = env.int("ALERTS_HEARTBEAT_CHECK_EVERY", default=30)
+CELERY_BEAT_SCHEDULE["alerts-heartbeats"] = {
+    "task": "alerts.tasks.heartbeats_check",
+    "schedule": timedelta(seconds=ALERTS_HEARTBEAT_CHECK_EVERY),
+    "options": {"expires": ALERTS_HEARTBEAT_CHECK_EVERY},
+}

@@ -26,6 +26,7 @@ from .faults import (
     fault_declare,
     fault_mark_mitigated,
     fault_mark_recovered,
+    fault_monitoring_cleared,
     fault_reopen,
     fault_suspect_add,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "fault_declare",
     "fault_mark_mitigated",
     "fault_mark_recovered",
+    "fault_monitoring_cleared",
     "fault_reopen",
     "fault_suspect_add",
     "plan_approve",

@@ -41,7 +41,14 @@ def fault_declare(
     fault_handler: Person | None = None,
     actor=None,
     source: str | None = None,
+    reason: str = "",
 ) -> Fault:
+    """Declare a fault; roles not given are chosen from the roster.
+
+    `source` names who acted when it is not a user (e.g. the fault handler on duty, for a
+    fault declared from monitoring); `reason` says why, on the timeline (the alert and
+    the level rule that matched, a suspected cause and why it is suspected).
+    """
     if actor is not None:
         _require(permissions.can_declare(actor), "You may not declare faults.")
     title = (title or "").strip()
@@ -63,7 +70,8 @@ def fault_declare(
         detected_at=detected_at,
         declared_at=now,
     )
-    fault.suspected_cause_businesses.set(suspects)
+    if suspects:
+        fault.suspected_cause_businesses.add(*suspects)
     # Roles not given are chosen from the roster; the event says which rule or schedule
     # chose them and which candidates were skipped on the way.
     given = {"given": True}
@@ -94,13 +102,16 @@ def fault_declare(
             "suspected_cause_businesses": [{"id": b.pk, "name": b.name} for b in suspects],
             "roles": roles,
             "unfilled_roles": unfilled_roles,
+            "reason": reason,
         },
     )
     return fault
 
 
 @transaction.atomic
-def fault_change_level(*, fault: Fault, level: int, reason: str = "", actor=None) -> Fault:
+def fault_change_level(
+    *, fault: Fault, level: int, reason: str = "", actor=None, source: str | None = None
+) -> Fault:
     fault = _lock(fault)
     _require_manager(actor, fault)
     _require_not_closed(fault)
@@ -114,6 +125,7 @@ def fault_change_level(*, fault: Fault, level: int, reason: str = "", actor=None
         fault,
         EventKind.FAULT_LEVEL_CHANGED,
         actor=actor,
+        source=source,
         data={"from": previous, "to": level, "raised": level < previous, "reason": reason},
     )
     return fault
@@ -198,7 +210,9 @@ def fault_reopen(*, fault: Fault, reason: str = "", actor=None) -> Fault:
 
 
 @transaction.atomic
-def fault_suspect_add(*, fault: Fault, business: Business, actor=None) -> Fault:
+def fault_suspect_add(
+    *, fault: Fault, business: Business, actor=None, source: str | None = None, reason: str = ""
+) -> Fault:
     """Name one more business as a suspected cause; its emergency contacts are pulled in."""
     fault = _lock(fault)
     _require_manager(actor, fault)
@@ -212,6 +226,16 @@ def fault_suspect_add(*, fault: Fault, business: Business, actor=None) -> Fault:
         fault,
         EventKind.FAULT_SUSPECT_ADDED,
         actor=actor,
-        data={"business": {"id": business.pk, "name": business.name}},
+        source=source,
+        data={"business": {"id": business.pk, "name": business.name}, "reason": reason},
     )
+    return fault
+
+
+@transaction.atomic
+def fault_monitoring_cleared(*, fault: Fault, source: str, text: str) -> Fault:
+    """Monitoring reports all clear for an open fault; its commander decides whether it is recovered."""
+    fault = _lock(fault)
+    _require_open(fault, "report monitoring all clear")
+    _record(fault, EventKind.MONITORING_CLEARED, actor=None, source=source, data={"text": text})
     return fault

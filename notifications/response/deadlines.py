@@ -23,15 +23,20 @@ def _ref(person: Person) -> dict:
 
 
 def deadline_set(fault: Fault, kind: str, *, due_at, task: Task | None = None, count: int = 0) -> Deadline:
-    """The fault's deadline of `kind` (one per task for task deadlines), written once."""
+    """The fault's deadline of `kind` (one per task for task deadlines), written once.
+
+    Called inside the service's transaction, which holds the fault (or has just created
+    it): nobody else writes this fault's key between the read and the insert.
+    """
     key = f"fault:{fault.pk}:{kind}" + (f":{task.pk}" if task is not None else "")
-    deadline, _ = Deadline.objects.get_or_create(
-        key=key, defaults={"fault": fault, "kind": kind, "task": task, "due_at": due_at, "count": count}
-    )
+    deadline = Deadline.objects.filter(key=key).first()
+    if deadline is None:
+        deadline = Deadline.objects.create(key=key, fault=fault, kind=kind, task=task, due_at=due_at, count=count)
     return deadline
 
 
-def _remind(fault: Fault, person: Person, *, key: str, subject: str, body: str) -> Delivery | None:
+def remind(fault: Fault, person: Person, *, key: str, subject: str, body: str) -> Delivery | None:
+    """One message to `person` by his message channel (none when he has no way to get one)."""
     channel = message_channel(person)
     if channel is None:
         return None
@@ -76,7 +81,7 @@ def _progress_overdue(d: Deadline, fault: Fault, sla: Sla, now) -> str | None:
     holders = (incident_selectors.role_holder(fault.pk, Role.FAULT_HANDLER), incident_selectors.role_holder(fault.pk, Role.COMMANDER))
     for person in dict.fromkeys(p for p in holders if p is not None):
         subject, body = texts.progress_due(fault, language=person.language, minutes=minutes)
-        _remind(fault, person, key=f"fault:{fault.pk}:progress:{d.count + 1}:{person.pk}", subject=subject, body=body)
+        remind(fault, person, key=f"fault:{fault.pk}:progress:{d.count + 1}:{person.pk}", subject=subject, body=body)
         reminded.append(person)
     text = f"No progress update for {minutes} min" + (
         f": {' and '.join(p.name for p in reminded)} reminded" if reminded else ": nobody to remind"
@@ -103,7 +108,7 @@ def _task_overdue(d: Deadline, fault: Fault, sla: Sla, now) -> str | None:
     due = int(task.due_at.timestamp())
     if d.stage == 0:
         subject, body = texts.task_waiting(fault, task, language=assignee.language)
-        _remind(fault, assignee, key=f"fault:{fault.pk}:task:{task.pk}:reminder:{due}", subject=subject, body=body)
+        remind(fault, assignee, key=f"fault:{fault.pk}:task:{task.pk}:reminder:{due}", subject=subject, body=body)
         incident_services.sla_reminder_record(
             fault=fault, what="task_response",
             text=f"Task “{task.title}” not acknowledged in time: {assignee.name} reminded", data=data,
@@ -113,7 +118,7 @@ def _task_overdue(d: Deadline, fault: Fault, sla: Sla, now) -> str | None:
     commander = incident_selectors.role_holder(fault.pk, Role.COMMANDER)
     if commander is not None:
         subject, body = texts.task_unanswered(fault, task, language=commander.language, assignee=assignee.name)
-        _remind(fault, commander, key=f"fault:{fault.pk}:task:{task.pk}:flagged:{due}", subject=subject, body=body)
+        remind(fault, commander, key=f"fault:{fault.pk}:task:{task.pk}:flagged:{due}", subject=subject, body=body)
     text = f"Task “{task.title}” still not acknowledged by {assignee.name}: " + (
         f"flagged to {commander.name}" if commander else "no commander to tell"
     )

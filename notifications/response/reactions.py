@@ -20,7 +20,7 @@ from .. import texts
 from ..models import Deadline
 from ..outbox.rows import deliveries_cancel, deliveries_cancelled_record
 from . import conference, group
-from .deadlines import deadline_set
+from .deadlines import deadline_set, remind
 from .engagements import engagement_checked_in, engagement_open, engagements_end
 from .rounds import notification_round
 from .scheduler import follow_up_after_commit
@@ -145,6 +145,15 @@ def _conference_requested(event, fault: Fault) -> None:
     conference.conference_start(event, fault)
 
 
+def _monitoring_cleared(event, fault: Fault) -> None:
+    # Monitoring is not the judge of recovery: the commander is asked.
+    commander = incident_selectors.role_holder(fault.pk, Role.COMMANDER)
+    if commander is None:
+        return
+    subject, body = texts.monitoring_cleared(fault, language=commander.language, text=event.data.get("text", ""))
+    remind(fault, commander, key=f"fault:{fault.pk}:cleared:{event.seq}", subject=subject, body=body)
+
+
 def _cancel_after_commit(fault: Fault, reason: str, *, person: Person | None = None) -> None:
     """Cancel now, in the service's transaction; put the count on the timeline after commit."""
     count = deliveries_cancel(fault=fault, reason=reason, person=person)
@@ -167,6 +176,7 @@ _HANDLERS = {
     EventKind.ROLE_ASSIGNED: _role_assigned,
     EventKind.ROLE_CHECKED_IN: _checked_in,
     EventKind.FAULT_SUSPECT_ADDED: _suspect_added,
+    EventKind.MONITORING_CLEARED: _monitoring_cleared,
     EventKind.FAULT_RECOVERED: _resolved,
     EventKind.FAULT_CLOSED: _resolved,
     EventKind.FAULT_REOPENED: _reopened,
