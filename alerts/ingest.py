@@ -201,5 +201,4 @@ def _follow_resolution(integration: Integration, fault_id: int) -> None:
     if recover:
         incident_services.fault_mark_recovered(fault=fault)
     else:
-        text = f"{integration.name}: all {count} alerts resolved" if count > 1 else f"{integration.name}: the alert resolved"
-        incident_services.fault_monitoring_cleared(fault=fault, source=integration.name, text=text)
+        incident_services.fault_monitoring_cleared(fault=fault, source=integration.name, alerts=count)

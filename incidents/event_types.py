@@ -64,6 +64,6 @@ class EventKind(StrEnum):
     PROVIDER_OUTAGE = "provider.outage"
     # {"text", "transport", "since", "until", "seconds"}: the provider answers again
     PROVIDER_RECOVERED = "provider.recovered"
-    # {"text"}: the monitoring that raised the fault reports all clear (every alert resolved);
+    # {"alerts": how many}: the monitoring that raised the fault reports all of them resolved;
     # the commander is asked whether the fault is recovered. The actor is the integration.
     MONITORING_CLEARED = "monitoring.cleared"

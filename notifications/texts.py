@@ -8,6 +8,7 @@ in the reader's language); only what leaves the product is worded here.
 from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from incidents.models import Fault, RoleAssignment, Task
 
@@ -106,9 +107,16 @@ def task_unanswered(fault: Fault, task: Task, *, language: str, assignee: str) -
         )
 
 
-def monitoring_cleared(fault: Fault, *, language: str, text: str) -> tuple[str, str]:
+def alerts_resolved(event) -> str:
+    count = event.data.get("alerts") or 1
+    return ngettext("%(source)s: the alert resolved", "%(source)s: all %(count)s alerts resolved", count) % {
+        "source": event.actor_label, "count": count,
+    }
+
+
+def monitoring_cleared(fault: Fault, event, *, language: str) -> tuple[str, str]:
     with translation.override(language):
-        values = {"headline": headline(fault), "url": war_room_url(fault), "text": text}
+        values = {"headline": headline(fault), "url": war_room_url(fault), "text": alerts_resolved(event)}
         return (
             _("All clear from monitoring: %(headline)s") % values,
             _("%(text)s on %(headline)s. If the fault is recovered, mark it recovered: %(url)s") % values,
@@ -176,7 +184,7 @@ SYNC = {
     "fault.suspect_added": lambda e: _("%(business)s is now a suspected cause") % {"business": e.data["business"]["name"]},
     "conference.started": lambda e: _("Video conference: %(url)s") % {"url": e.data.get("url")},
     "monitoring.cleared": lambda e: _("%(text)s. Commander: mark the fault recovered when it is.")
-    % {"text": e.data.get("text")},
+    % {"text": alerts_resolved(e)},
 }
 
 

@@ -97,9 +97,11 @@ def event_text(message: dict) -> str:
             "actor": actor, "business": _name(d.get("business")),
         } + _reason(d)
     if kind == EventKind.MONITORING_CLEARED:
-        return _("%(actor)s: %(text)s. The commander decides whether the fault is recovered.") % {
-            "actor": actor, "text": d.get("text", ""),
-        }
+        return ngettext(
+            "%(actor)s: the alert resolved. The commander decides whether the fault is recovered.",
+            "%(actor)s: all %(count)s alerts resolved. The commander decides whether the fault is recovered.",
+            d.get("alerts") or 1,
+        ) % {"actor": actor, "count": d.get("alerts") or 1}
     if kind == EventKind.CONFERENCE_REQUESTED:
         return _("%(actor)s asked for a video conference with everyone who has checked in") % {"actor": actor}
     if kind == EventKind.CONFERENCE_STARTED:

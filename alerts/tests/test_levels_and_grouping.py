@@ -234,7 +234,7 @@ def test_all_alerts_resolved_tells_the_commander_and_leaves_the_fault_open(make_
     assert response.json() == {"stored": 0, "duplicates": 0, "resolved": 2, "faults": [fault.pk]}
     assert fault.status == Fault.Status.DECLARED
     (cleared,) = events(fault, "monitoring.cleared")
-    assert (cleared.data["text"], cleared.actor_label) == ("Prometheus prod: all 2 alerts resolved", "Prometheus prod")
+    assert (cleared.data["alerts"], cleared.actor_label) == (2, "Prometheus prod")
     message = Delivery.objects.get(fault=fault, person=commander, idempotency_key__contains=":cleared:")
     assert message.purpose == Delivery.Purpose.MESSAGE
     assert "Prometheus prod: all 2 alerts resolved" in message.body

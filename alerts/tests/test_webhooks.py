@@ -116,7 +116,7 @@ def test_a_resolved_grafana_notification_resolves_the_alert_and_clears_the_fault
     assert response.json()["resolved"] == 1
     assert Alert.objects.get().status == "resolved"
     (cleared,) = events(Fault.objects.get(), "monitoring.cleared")
-    assert cleared.data["text"] == "Grafana: the alert resolved"
+    assert (cleared.data["alerts"], cleared.actor_label) == (1, "Grafana")
 
 
 # --- Alibaba Cloud CloudMonitor ---------------------------------------------------------------
@@ -175,7 +175,7 @@ def test_a_cloudmonitor_ok_callback_resolves_the_alert(make_integration, send, c
     alert = Alert.objects.get()
     assert (alert.status, alert.ends_at, alert.received_count) == ("resolved", ended, 2)
     (cleared,) = events(Fault.objects.get(), "monitoring.cleared")
-    assert cleared.data["text"] == "CloudMonitor: the alert resolved"
+    assert (cleared.data["alerts"], cleared.actor_label) == (1, "CloudMonitor")
 
 
 def test_cloudmonitor_insufficient_data_is_below_fault_level(make_integration, send):

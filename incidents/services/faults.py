@@ -233,9 +233,9 @@ def fault_suspect_add(
 
 
 @transaction.atomic
-def fault_monitoring_cleared(*, fault: Fault, source: str, text: str) -> Fault:
-    """Monitoring reports all clear for an open fault; its commander decides whether it is recovered."""
+def fault_monitoring_cleared(*, fault: Fault, source: str, alerts: int) -> Fault:
+    """Monitoring reports all `alerts` resolved for an open fault; its commander decides whether it is recovered."""
     fault = _lock(fault)
     _require_open(fault, "report monitoring all clear")
-    _record(fault, EventKind.MONITORING_CLEARED, actor=None, source=source, data={"text": text})
+    _record(fault, EventKind.MONITORING_CLEARED, actor=None, source=source, data={"alerts": alerts})
     return fault

@@ -150,7 +150,7 @@ def _monitoring_cleared(event, fault: Fault) -> None:
     commander = incident_selectors.role_holder(fault.pk, Role.COMMANDER)
     if commander is None:
         return
-    subject, body = texts.monitoring_cleared(fault, language=commander.language, text=event.data.get("text", ""))
+    subject, body = texts.monitoring_cleared(fault, event, language=commander.language)
     remind(fault, commander, key=f"fault:{fault.pk}:cleared:{event.seq}", subject=subject, body=body)
 
 

@@ -112,7 +112,7 @@ SYNC_EVENTS = {
     "fault.recovered": [{}],
     "fault.suspect_added": [{"business": {"id": 1, "name": "网关"}}],
     "conference.started": [{"url": "https://meeting.example/123"}],
-    "monitoring.cleared": [{"text": "支付监控：全部告警已恢复"}],
+    "monitoring.cleared": [{"alerts": 1}, {"alerts": 3}],
 }
 
 
