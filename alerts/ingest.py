@@ -49,7 +49,9 @@ def receive(integration: Integration, incoming: list[Incoming], *, level: int | 
             rule_name: str = "") -> Received:
     """Store `incoming` for `integration` and act on it. `level` forces the level (heartbeats)."""
     now = timezone.now()
-    Business.objects.select_for_update().filter(pk=integration.business_id).first()
+    # A no-key lock: requests for the business queue here, while faults and suspects may
+    # still reference its row.
+    Business.objects.select_for_update(no_key=True).filter(pk=integration.business_id).first()
     rules = list(integration.rules.all())
     result, firing, cleared = Received(), [], set()
     for item in incoming:
@@ -79,6 +81,12 @@ def _firing(integration, item: Incoming, now, rules, level, rule_name, result: R
         if level is None and item.severity[:40] != current.severity:
             return _severity_changed(current, item, now, rules, result)
         _count_duplicate(current, now, result)
+        return None
+    late = Alert.objects.filter(integration=integration, fingerprint=item.fingerprint, status=RESOLVED,
+                                starts_at=item.starts_at).first()
+    if late is not None:
+        # A firing notification of an alert already resolved (the other of an HA pair, late).
+        _count_duplicate(late, now, result)
         return None
     if level is None:
         level, rule = level_of(rules, item)
@@ -199,6 +207,6 @@ def _follow_resolution(integration: Integration, fault_id: int) -> None:
         integration.resolve_policy == Integration.ResolvePolicy.RECOVER
     )
     if recover:
-        incident_services.fault_mark_recovered(fault=fault)
+        incident_services.fault_mark_recovered(fault=fault, source=integration.name)
     else:
         incident_services.fault_monitoring_cleared(fault=fault, source=integration.name, alerts=count)

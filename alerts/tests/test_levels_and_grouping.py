@@ -1,7 +1,10 @@
 """Alerts joining faults: duplicates counted once, levels raised, groups kept apart, resolution
 followed, and a storm that declares one fault and pages once."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from alerts.models import Alert, Integration
 from incidents.models import Fault, Level
@@ -79,7 +82,8 @@ def test_an_alert_firing_again_after_its_resolution_is_a_new_row(make_integratio
     send(integration, p.alertmanager(alert))
     send(integration, p.alertmanager(p.resolved(alert)))
 
-    response = send(integration, p.alertmanager(alert))
+    # Firing again, the alert has a new start (Prometheus starts a new activation).
+    response = send(integration, p.alertmanager(p.am_alert(starts_at=timezone.now() + timedelta(minutes=1))))
 
     assert response.json()["stored"] == 1
     assert sorted(Alert.objects.values_list("status", flat=True)) == ["firing", "resolved"]
@@ -305,3 +309,27 @@ def test_a_storm_of_two_thousand_alerts_declares_one_fault_and_notifies_once(mak
     assert Fault.objects.count() == 1
     assert len(events(fault, "fault.declared")) == 1
     assert Delivery.objects.filter(fault=fault).count() == notified
+
+
+def test_the_firing_copy_of_an_ha_pair_arriving_after_the_resolution_declares_nothing(make_integration, send):
+    integration = make_integration(resolve_policy=Integration.ResolvePolicy.RECOVER)
+    alert = p.am_alert()
+    send(integration, p.alertmanager(alert))
+    send(integration, p.alertmanager(p.resolved(alert)))
+
+    late = send(integration, p.alertmanager(alert, external_url="http://alertmanager-1.example:9093"))
+
+    assert (late.json()["stored"], late.json()["duplicates"]) == (0, 1)
+    assert Alert.objects.get().status == "resolved"
+    assert list(Fault.objects.values_list("status", flat=True)) == [Fault.Status.RECOVERED]
+
+
+def test_a_fault_recovered_by_its_monitoring_names_the_integration_on_the_timeline(make_integration, send):
+    integration = make_integration(name="Prometheus prod", resolve_policy=Integration.ResolvePolicy.RECOVER)
+    alert = p.am_alert()
+    send(integration, p.alertmanager(alert))
+
+    send(integration, p.alertmanager(p.resolved(alert)))
+
+    (recovered,) = events(Fault.objects.get(), "fault.recovered")
+    assert recovered.actor_label == "Prometheus prod"

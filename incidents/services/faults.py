@@ -132,7 +132,8 @@ def fault_change_level(
 
 
 def _change_status(
-    fault: Fault, *, to: str, allowed_from: tuple, actor, kind: EventKind, data: dict | None = None
+    fault: Fault, *, to: str, allowed_from: tuple, actor, kind: EventKind, data: dict | None = None,
+    source: str | None = None,
 ) -> Fault:
     fault = _lock(fault)
     _require_manager(actor, fault)
@@ -160,7 +161,7 @@ def _change_status(
     if to == Fault.Status.RECOVERED:
         # The summary is part of the recovery: same transaction, same event.
         data["summary"] = metrics.summary_store(fault=fault, at=now).data
-    _record(fault, kind, actor=actor, data=data)
+    _record(fault, kind, actor=actor, data=data, source=source)
     return fault
 
 
@@ -176,13 +177,15 @@ def fault_mark_mitigated(*, fault: Fault, actor=None) -> Fault:
 
 
 @transaction.atomic
-def fault_mark_recovered(*, fault: Fault, actor=None) -> Fault:
+def fault_mark_recovered(*, fault: Fault, actor=None, source: str | None = None) -> Fault:
+    """`source` names who recovered it when no user did (monitoring, all clear)."""
     return _change_status(
         fault,
         to=Fault.Status.RECOVERED,
         allowed_from=Fault.OPEN_STATUSES,
         actor=actor,
         kind=EventKind.FAULT_RECOVERED,
+        source=source,
     )
 
 
