@@ -14,6 +14,11 @@ import pytest
 
 from warroom.embedded_redis import EmbeddedRedis, free_port
 
+# The test process runs many short-lived threads (the live server's, helpers') whose
+# connections a pool would never get back; it connects per thread. The product processes
+# the tests start (daphne in the browser and alert tests) keep their pool.
+os.environ.setdefault("DATABASE_POOL", "0")
+
 if not os.environ.get("REDIS_URL"):
     _redis = EmbeddedRedis(free_port(), Path(tempfile.mkdtemp(prefix="warroom-test-redis-"))).start()
     atexit.register(_redis.stop)

@@ -87,6 +87,7 @@ def _env(data_dir: str) -> dict:
             "REDIS_URL": settings.REDIS_URL,
             "WARROOM_DATA_DIR": data_dir,
             "DEBUG": "0",
+            "DATABASE_POOL": "1",
         }
     )
     return env
