@@ -5,8 +5,6 @@ plus grace, an alert fires at the integration's level and declares a fault throu
 same path as any alert; the next call resolves it and recovers the fault.
 """
 
-from datetime import timedelta
-
 from django.db import transaction
 from django.utils import timezone
 
@@ -33,7 +31,7 @@ def overdue(now=None) -> list[Integration]:
     for integration in Integration.objects.filter(
         kind=Integration.Kind.HEARTBEAT, enabled=True, last_heartbeat_at__isnull=False
     ).select_related("business"):
-        if integration.last_heartbeat_at + _allowed(integration) < now:
+        if integration.last_heartbeat_at + integration.heartbeat_allowed < now:
             found.append(integration)
     return found
 
@@ -55,10 +53,6 @@ def check(now=None) -> list[int]:
                                     rule_name="heartbeat missed")
             faults.extend(result.faults)
     return faults
-
-
-def _allowed(integration: Integration) -> timedelta:
-    return (integration.heartbeat_interval or timedelta(minutes=5)) + (integration.heartbeat_grace or timedelta(minutes=1))
 
 
 def _title(integration: Integration) -> str:

@@ -1,6 +1,7 @@
 """How monitoring reaches us: integrations, their level rules, and every alert received."""
 
 import secrets
+from datetime import timedelta
 
 from django.db import models
 from django.db.models import Q
@@ -8,6 +9,16 @@ from django.utils.translation import gettext_lazy as _
 
 from incidents.models import Fault, Level
 from roster.models import Business
+
+
+# A heartbeat integration that names no interval or grace of its own.
+HEARTBEAT_INTERVAL = timedelta(minutes=5)
+HEARTBEAT_GRACE = timedelta(minutes=1)
+
+
+def outcome(level: int | None) -> str:
+    """A level as people read it: P1…P4, or below fault level."""
+    return Level(level).label if level else str(_("below fault level"))
 
 
 def new_token() -> str:
@@ -74,6 +85,11 @@ class Integration(models.Model):
     def path(self) -> str:
         return f"/api/v1/integrations/{self.token}/{self.kind}/"
 
+    @property
+    def heartbeat_allowed(self) -> timedelta:
+        """How long a heartbeat integration may stay silent before monitoring counts as blind."""
+        return (self.heartbeat_interval or HEARTBEAT_INTERVAL) + (self.heartbeat_grace or HEARTBEAT_GRACE)
+
 
 class LevelRule(models.Model):
     """Ordered per integration: the first rule whose conditions all hold gives the level.
@@ -110,7 +126,7 @@ class LevelRule(models.Model):
 
     @property
     def outcome(self) -> str:
-        return Level(self.level).label if self.level else str(_("below fault level"))
+        return outcome(self.level)
 
 
 class Alert(models.Model):
@@ -167,4 +183,4 @@ class Alert(models.Model):
 
     @property
     def outcome(self) -> str:
-        return Level(self.level).label if self.level else str(_("below fault level"))
+        return outcome(self.level)

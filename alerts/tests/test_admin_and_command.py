@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from alerts import sources
-from alerts.admin import alertmanager_yaml, sample_curl, webhook_url
+from alerts.instructions import alertmanager_yaml, sample_curl, webhook_url
 from alerts.models import Alert, Integration, LevelRule
 from incidents.models import Level
 from incidents.tests.factories import Cast, business

@@ -15,9 +15,9 @@ from django.db import transaction
 from incidents.models import Level
 from roster.models import Business
 
-from ...admin import alertmanager_yaml, sample_curl, webhook_url
+from ...instructions import alertmanager_yaml, sample_curl, webhook_url
 from ...levels import install_defaults
-from ...models import Integration
+from ...models import HEARTBEAT_GRACE, HEARTBEAT_INTERVAL, Integration
 
 Kind = Integration.Kind
 _LISTED = 50  # businesses named in the error for an unknown slug
@@ -36,10 +36,10 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--interval", type=int, metavar="SECONDS",
-            help="Heartbeat only: how often monitoring calls (default 300).",
+            help=f"Heartbeat only: how often monitoring calls (default {HEARTBEAT_INTERVAL.seconds}).",
         )
         parser.add_argument(
-            "--grace", type=int, metavar="SECONDS", help="Heartbeat only: how late a call may be (default 60).",
+            "--grace", type=int, metavar="SECONDS", help=f"Heartbeat only: how late a call may be (default {HEARTBEAT_GRACE.seconds}).",
         )
 
     def handle(self, *args, kind, business, name=None, level_for_heartbeat=None, interval=None, grace=None,
@@ -55,8 +55,8 @@ class Command(BaseCommand):
         fields = {}
         if heartbeat:
             fields = {
-                "heartbeat_interval": timedelta(seconds=_positive(interval, 300, "--interval")),
-                "heartbeat_grace": timedelta(seconds=_positive(grace, 60, "--grace", zero=True)),
+                "heartbeat_interval": timedelta(seconds=_positive(interval, HEARTBEAT_INTERVAL.seconds, "--interval")),
+                "heartbeat_grace": timedelta(seconds=_positive(grace, HEARTBEAT_GRACE.seconds, "--grace", zero=True)),
                 "heartbeat_level": _level(level_for_heartbeat or "P2"),
             }
         with transaction.atomic():
@@ -73,7 +73,8 @@ class Command(BaseCommand):
         for rule in rules:
             write(f"  rule {rule.position}: {rule.name} (severity {rule.severity}) → {rule.outcome}")
         if heartbeat:
-            write(f"  missed heartbeat (none for {interval or 300} s + {grace if grace is not None else 60} s) "
+            allowed = integration.heartbeat_allowed.total_seconds()
+            write(f"  missed heartbeat (none for {allowed:.0f} s, interval and grace) "
                   f"→ {Level(integration.heartbeat_level).label}; armed by the first call.")
         write("")
         write("Paste this URL into the monitoring system:" if not heartbeat
