@@ -63,13 +63,16 @@ def receive(integration: Integration, incoming: list[Incoming], *, level: int | 
             fault_id = _resolved(integration, item, now, rules, result)
             if fault_id is not None:
                 cleared.add(fault_id)
-    # The most severe first: it declares, the others join it.
-    for alert in sorted(firing, key=lambda a: (a.level is None, a.level or 0, a.pk)):
-        _join_or_declare(integration, alert, now)
-        if alert.fault_id:
-            result.faults.append(alert.fault_id)
+    groups: dict[str, list[Alert]] = {}
     for alert in firing:
-        suspects.suspect_for_dependants(integration, alert, now)
+        groups.setdefault(alert.group_key, []).append(alert)
+    for key, alerts in groups.items():
+        fault = _into_fault(integration, key, alerts, now)
+        if fault is not None:
+            result.faults.append(fault.pk)
+    if firing:
+        # Every alert of this request arrived together: one look for the faults they explain.
+        suspects.suspect_for_dependants(integration, now)
     for fault_id in cleared:
         _follow_resolution(integration, fault_id)
     return result
@@ -93,18 +96,23 @@ def _firing(integration, item: Incoming, now, rules, level, rule_name, result: R
         rule_name = rule.name if rule is not None else ""
     else:
         rule = None
-    alert = Alert(
-        integration=integration, business_id=integration.business_id, fingerprint=item.fingerprint,
-        status=FIRING, title=item.title[:300], severity=item.severity[:40], labels=item.labels,
-        annotations=item.annotations, metric=item.metric[:200], value=item.value,
-        group_key=group_key(integration, item.labels), level=level, rule=rule, rule_name=rule_name[:100],
-        starts_at=item.starts_at, ends_at=None, received_at=now, last_received_at=now, raw=item.raw,
-    )
     # The business's lock makes the read above final: a second firing row for this alert
     # cannot appear meanwhile (and the database's constraint would refuse it: a 503, retried).
-    alert.save()
+    alert = _stored(integration, item, now, level=level, rule=rule, rule_name=rule_name)
     result.stored += 1
     return alert
+
+
+def _stored(integration, item: Incoming, now, *, level, rule, rule_name: str) -> Alert:
+    """A new row for `item`, as received now."""
+    return Alert.objects.create(
+        integration=integration, business_id=integration.business_id, fingerprint=item.fingerprint,
+        status=item.status, title=item.title[:300], severity=item.severity[:40], labels=item.labels,
+        annotations=item.annotations, metric=item.metric[:200], value=item.value,
+        group_key=group_key(integration, item.labels), level=level, rule=rule, rule_name=rule_name[:100],
+        starts_at=item.starts_at, ends_at=item.ends_at or now if item.status == RESOLVED else None,
+        received_at=now, last_received_at=now, raw=item.raw,
+    )
 
 
 def _severity_changed(alert: Alert, item: Incoming, now, rules, result: Received) -> Alert:
@@ -145,14 +153,7 @@ def _resolved(integration, item: Incoming, now, rules, result: Received) -> int 
         return None
     # Resolved before we heard it fire: kept, so that it can be seen; it declares nothing.
     level, rule = level_of(rules, item)
-    Alert.objects.create(
-        integration=integration, business_id=integration.business_id, fingerprint=item.fingerprint,
-        status=RESOLVED, title=item.title[:300], severity=item.severity[:40], labels=item.labels,
-        annotations=item.annotations, metric=item.metric[:200], value=item.value,
-        group_key=group_key(integration, item.labels), level=level, rule=rule,
-        rule_name=rule.name if rule else "", starts_at=item.starts_at, ends_at=item.ends_at or now,
-        received_at=now, last_received_at=now, raw=item.raw,
-    )
+    _stored(integration, item, now, level=level, rule=rule, rule_name=rule.name if rule else "")
     result.stored += 1
     return None
 
@@ -167,23 +168,29 @@ def _why(integration: Integration, alert: Alert) -> str:
     return f"{integration.name}: “{alert.title}” matched “{alert.rule_name}”"
 
 
-def _join_or_declare(integration: Integration, alert: Alert, now) -> None:
-    fault = _open_fault(alert.business_id, alert.group_key)
-    if fault is not None:
-        Alert.objects.filter(pk=alert.pk).update(fault=fault)
-        alert.fault = fault
-        if alert.level is not None and alert.level < fault.level:
-            incident_services.fault_change_level(
-                fault=fault, level=alert.level, reason=_why(integration, alert), source=integration.name
-            )
-        return
-    if alert.level is None:
-        return  # below fault level, and no fault to join
+def _into_fault(integration: Integration, key: str, alerts: list[Alert], now) -> Fault | None:
+    """Join the new alerts of one group key to its open fault, or declare one (None: all below
+    fault level and nothing to join). The most severe alert declares, or raises the level."""
+    worst = min(alerts, key=lambda a: (a.level is None, a.level or 0, a.pk))
+    fault = _open_fault(integration.business_id, key)
+    if fault is None:
+        if worst.level is None:
+            return None
+        fault = _declare(integration, worst, now)
+    elif worst.level is not None and worst.level < fault.level:
+        fault = incident_services.fault_change_level(
+            fault=fault, level=worst.level, reason=_why(integration, worst), source=integration.name
+        )
+    Alert.objects.filter(pk__in=[a.pk for a in alerts]).update(fault=fault)
+    return fault
+
+
+def _declare(integration: Integration, alert: Alert, now) -> Fault:
     handler, _ = roster_selectors.fault_handler_on_duty(at=now)
     business = integration.business
     found = suspects.alerting_dependencies(business, now)
     reasons = [_why(integration, alert), *(suspects.reason(dep, since, business) for dep, since in found)]
-    fault = incident_services.fault_declare(
+    return incident_services.fault_declare(
         title=(alert.annotations.get("summary") or alert.title)[:200],
         level=alert.level,
         impact=alert.annotations.get("description", ""),
@@ -194,8 +201,6 @@ def _join_or_declare(integration: Integration, alert: Alert, now) -> None:
         source=handler.name if handler is not None else integration.name,
         reason="; ".join(reasons),
     )
-    Alert.objects.filter(pk=alert.pk).update(fault=fault)
-    alert.fault = fault
 
 
 def _follow_resolution(integration: Integration, fault_id: int) -> None:

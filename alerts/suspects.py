@@ -43,19 +43,22 @@ def alerting_dependencies(business: Business, now: datetime) -> list[tuple[Busin
     return [(by_id[row["business"]], row["first"]) for row in found if row["business"] in by_id]
 
 
-def suspect_for_dependants(integration: Integration, alert: Alert, now: datetime) -> None:
-    """Name the alert's business a suspect of the open faults of the businesses that depend on it."""
+def suspect_for_dependants(integration: Integration, now: datetime) -> None:
+    """Name the integration's business, alerting now, a suspect of the open faults of the
+    businesses that depend on it."""
     business = integration.business
-    since = alert.received_at - window()
+    since = now - window()
     faults = (
         Fault.objects.filter(status__in=Fault.OPEN_STATUSES, affected_business__in=business.dependants.all())
         .exclude(suspected_cause_businesses=business)
         .filter(Q(declared_at__gte=since) | Q(alerts__received_at__gte=since))
         .select_related("affected_business").distinct()
     )
+    first = None
     for fault in faults:
-        first = (Alert.objects.filter(business=business, received_at__gte=since)
-                 .aggregate(first=Min("received_at"))["first"]) or alert.received_at
+        if first is None:
+            first = Alert.objects.filter(business=business, received_at__gte=since).aggregate(
+                first=Min("received_at"))["first"] or now
         incident_services.fault_suspect_add(
             fault=fault, business=business, source=integration.name,
             reason=reason(business, first, fault.affected_business),

@@ -55,7 +55,7 @@ class _Endpoint(APIView):
         if wait:
             return _refuse(429, f"More than {integration.rate_limit} requests a minute; retry in {wait} s.",
                            **{"Retry-After": str(wait)})
-        body = request._request.body
+        body = request.body
         if len(body) > MAX_BODY:
             return _refuse(413, f"The body is larger than {MAX_BODY // 1024} KB; send fewer alerts per request.")
         try:

@@ -68,7 +68,6 @@ def web(tmp_path, broker, providers, settings, monkeypatch, transactional_db):  
 def test_an_alertmanager_alert_pages_the_on_call_contact_and_its_resolution_recovers_the_fault(
     web, workers, providers, tmp_path  # noqa: F811
 ):
-    fake = providers
     _default_slas()
     contact = person("Wang Fang", methods=(M.ALIYUN_VOICE, M.ALIYUN_SMS))
     on_call = schedule("Checkout emergency contacts")
@@ -106,7 +105,7 @@ def test_an_alertmanager_alert_pages_the_on_call_contact_and_its_resolution_reco
         # The worker → the provider: the group exists and the on-call contact's page was accepted.
         def group_created():
             group = CollaborationGroup.objects.filter(fault=fault).exclude(open_conversation_id="").first()
-            return group is not None and [r.json["uuid"] for r in fake.accepted(GROUP_CREATE)] == [group.uuid]
+            return group is not None and [r.json["uuid"] for r in providers.accepted(GROUP_CREATE)] == [group.uuid]
 
         wait_for(group_created, DEADLINE, "the collaboration group to be created at the provider")
 
@@ -114,7 +113,7 @@ def test_an_alertmanager_alert_pages_the_on_call_contact_and_its_resolution_reco
             pages = set(Delivery.objects.filter(
                 fault=fault, person=contact, purpose=Delivery.Purpose.PAGE, channel=Channel.ALIYUN_VOICE,
             ).values_list("provider_key", flat=True))
-            return [r for r in fake.accepted(VOICE) if r.query.get("OutId") in pages]
+            return [r for r in providers.accepted(VOICE) if r.query.get("OutId") in pages]
 
         call = wait_for(contact_paged, DEADLINE, f"a page to {contact.name} accepted at the provider")[0]
         assert call.query["CalledNumber"] in contact.phone
