@@ -7,6 +7,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from warroom import processes as warroom_processes
 from warroom.embedded_redis import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,13 +94,7 @@ def start_daphne(ports: list[int], env: dict, work: Path) -> list[subprocess.Pop
 
 
 def stop(processes) -> None:
-    for p in processes:
-        p.terminate()
-    for p in processes:
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    warroom_processes.stop(processes)
 
 
 def record(section: str, arguments: str, lines: list[str]) -> None:

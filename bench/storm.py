@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import percentile, record  # noqa: E402
+from bench.harness import percentile, record, stop  # noqa: E402
 from tools.fakeprovider import FakeProvider  # noqa: E402  (no Django needed)
 from warroom.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 
@@ -178,13 +178,7 @@ def main() -> None:
         waits = list(firsts.values())
         pages = Delivery.objects.filter(fault_id__in=faults, purpose=Delivery.Purpose.PAGE).count()
     finally:
-        for p in processes:
-            p.terminate()
-        for p in processes:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(processes)
         for log in logs:
             log.close()
         fake.stop()

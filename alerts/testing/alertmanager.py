@@ -20,6 +20,7 @@ from typing import Self
 
 import requests
 
+from warroom import processes
 from warroom.embedded_redis import free_port
 from warroom.testing.waiting import wait_for
 
@@ -185,13 +186,7 @@ class Alertmanager:
         return response.json()
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop([self.process], timeout=10)
 
     def __enter__(self) -> Self:
         return self.start()

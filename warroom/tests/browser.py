@@ -18,6 +18,7 @@ import requests
 from django.conf import settings
 from django.db import connection, connections
 
+from warroom import processes
 from warroom.embedded_redis import free_port
 from warroom.testing.waiting import wait_for
 
@@ -129,13 +130,7 @@ class Daphne:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop([self.process])
         self.process = None
 
     def restart(self) -> None:

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from warroom import processes
 from warroom.embedded_redis import EmbeddedRedis
 
 PR_SET_PDEATHSIG = 1
@@ -62,11 +63,11 @@ class Command(BaseCommand):
             self._spawn("web", [python, "-m", "daphne", "-b", host, "-p", str(port), "warroom.asgi:application"], env)
             # One worker per queue (see notifications.outbox.queue): a slow provider fills the
             # sending queues and never delays a deadline; the scheduler never delays a page.
-            for queue, processes in (("pages", concurrency), ("messages", concurrency), ("scheduler", 1)):
+            for queue, count in (("pages", concurrency), ("messages", concurrency), ("scheduler", 1)):
                 self._spawn(
                     f"worker-{queue}",
                     [python, "-m", "celery", "-A", "warroom", "worker", "-l", "info", "-Q", queue,
-                     "-c", str(processes), "-n", f"{queue}@%h"],
+                     "-c", str(count), "-n", f"{queue}@%h"],
                     env,
                 )
             self._spawn("scheduler", [python, "-m", "celery", "-A", "warroom", "beat", "-l", "info", "-s", schedule], env)
@@ -94,15 +95,6 @@ class Command(BaseCommand):
         self.stdout.write("Stopping ...")
 
     def _stop_all(self):
-        for _, process in self.children:
-            if process.poll() is None:
-                process.terminate()
-        deadline = time.monotonic() + 15
-        for _, process in self.children:
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        processes.stop(process for _, process in self.children)
         if self.redis:
             self.redis.stop()
