@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Before anything is imported: this file is bench/alerts.py, and `alerts` must be the app.
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import fresh_site, percentile, record, start_daphne, stop  # noqa: E402
+from bench.harness import fresh_site, in_threads, percentile, record, start_daphne, stop  # noqa: E402
 from warroom.embedded_redis import free_port  # noqa: E402
 
 SECTION = "## Alert ingestion: Alertmanager webhooks, 80 % duplicates, as a ratio to /healthz"
@@ -115,13 +115,7 @@ def hammer(urls, send, clients: int, seconds: float) -> tuple[float, float, floa
             run.alerts, run.new = run.alerts + sent, run.new + new
             run.errors.extend(errors)
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    began = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - began
+    elapsed = in_threads(client, list(range(clients)))
     if not run.times:
         sys.exit(f"no request succeeded: {run.errors[:3]}")
     return len(run.times) / elapsed, percentile(run.times, 50), percentile(run.times, 95), run

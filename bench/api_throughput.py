@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import commander_and_fault, fresh_site, percentile, record, start_daphne, stop  # noqa: E402
+from bench.harness import commander_and_fault, fresh_site, in_threads, percentile, record, start_daphne, stop  # noqa: E402
 from warroom.embedded_redis import free_port  # noqa: E402
 
 SECTION = "## API throughput, several clients, as a ratio to /healthz"
@@ -52,13 +52,8 @@ def hammer(urls, make_request, clients: int, seconds: float) -> tuple[float, flo
         with lock:
             times.extend(mine)
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    began = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return len(times) / (time.monotonic() - began), percentile(times, 50)
+    elapsed = in_threads(client, list(range(clients)))
+    return len(times) / elapsed, percentile(times, 50)
 
 
 def main() -> None:

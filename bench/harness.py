@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -91,6 +92,17 @@ def start_daphne(ports: list[int], env: dict, work: Path) -> list[subprocess.Pop
                     sys.exit(f"daphne on {port} did not start; see {work}")
                 time.sleep(0.2)
     return webs
+
+
+def in_threads(target, arguments: list) -> float:
+    """Run `target(argument)` for each argument, each on a thread of its own; the seconds it took."""
+    threads = [threading.Thread(target=target, args=(argument,)) for argument in arguments]
+    began = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.monotonic() - began
 
 
 def stop(processes) -> None:

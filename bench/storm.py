@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import percentile, record, stop  # noqa: E402
+from bench.harness import in_threads, percentile, record, stop  # noqa: E402
 from tools.fakeprovider import FakeProvider  # noqa: E402  (no Django needed)
 from warroom.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 
@@ -154,11 +154,7 @@ def main() -> None:
             connection.close()
 
         started = time.monotonic()
-        threads = [threading.Thread(target=declare, args=(setups[i::4],)) for i in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        in_threads(declare, [setups[i::4] for i in range(4)])
         declared_in = time.monotonic() - started
         tasks_per_declaration = len(queued) / n
 
