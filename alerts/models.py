@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from incidents.models import Fault, Level
@@ -83,7 +84,10 @@ class Integration(models.Model):
 
     @property
     def path(self) -> str:
-        return f"/api/v1/integrations/{self.token}/{self.kind}/"
+        """Where monitoring sends to (alerts/urls.py), without the site's address."""
+        if self.kind in (self.Kind.GENERIC, self.Kind.HEARTBEAT):
+            return reverse(f"integration-{self.kind}", kwargs={"token": self.token})
+        return reverse("integration-webhook", kwargs={"token": self.token, "kind": self.kind})
 
     @property
     def heartbeat_allowed(self) -> timedelta:
