@@ -71,16 +71,22 @@ class FaultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def get_queryset(self):
         return selectors.visible_faults(self.request.user, super().get_queryset())
 
-    def get_object(self):
+    def get_object(self, queryset=None):
         # Look the fault up among all faults, so that one the user may not see is a 403
-        # that says so rather than a puzzling 404.
+        # that says so rather than a puzzling 404. Actions re-read it after the change
+        # (`_fault_response`); only a plain read loads what the answer shows with it.
         pk = str(self.kwargs["pk"])
-        fault = Fault.objects.filter(pk=int(pk)).first() if pk.isascii() and pk.isdigit() and len(pk) < 19 else None
+        readable = pk.isascii() and pk.isdigit() and len(pk) < 19
+        fault = (queryset if queryset is not None else Fault.objects).filter(pk=int(pk)).first() if readable else None
         if fault is None:
             raise Http404(f"There is no fault {pk}.")
         if not permissions.can_view(self.request.user, fault):
             raise PermissionDenied("You may not see this fault.")
         return fault
+
+    def retrieve(self, request, *args, **kwargs):
+        fault = self.get_object(self.queryset)
+        return Response(s.FaultSerializer(fault, context={"request": request}).data)
 
     def _fault_response(self, fault, code=status.HTTP_200_OK):
         fault = self.queryset.get(pk=fault.pk)

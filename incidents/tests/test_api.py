@@ -44,6 +44,27 @@ def test_a_token_reads_the_fault_list(cast, capsys):
     assert {r["role"] for r in row["roles"]} == {"commander", "emergency_handler"}
 
 
+def test_reading_a_fault_costs_the_same_queries_however_many_roles_it_has(cast):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = client_for(cast.commander_user)
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url(cast.fault)).status_code == 200
+        return len(captured)
+
+    queries()  # the user's permissions are read once, then kept on the user
+    few = queries()
+    for n in range(4):
+        services.role_assign(
+            fault=cast.fault, person=f.person(f"Helper {n}"), role=RoleAssignment.Role.EMERGENCY_HANDLER
+        )
+    assert len(client.get(url(cast.fault)).json()["roles"]) >= 6
+    assert queries() == few
+
+
 def test_create_api_token_refuses_an_unknown_user():
     from django.core.management.base import CommandError
 
